@@ -4,6 +4,6 @@ Every source yields `DepthFrame`s (full depth image in mm + joints in full-image
 preprocessing and the networks never know which source they are fed.
 """
 
-from handpose_lib.datasets.frame import DepthFrame
+from handpose_lib.datasets.frame import DepthFrame, FrameSource
 
-__all__ = ["DepthFrame"]
+__all__ = ["DepthFrame", "FrameSource"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -28,3 +29,17 @@ class DepthFrame:
     def xyz_mm(self) -> np.ndarray:
         """(J, 3) joints in camera-space millimetres."""
         return self.camera.uvd_to_xyz(self.uvd)
+
+
+class FrameSource(Protocol):
+    """What every data source offers: indexable, sized, deterministic frames.
+
+    `dataset` names the joint layout and camera ("icvl" or "nyu"); the synthetic sources
+    use the ICVL layout and camera.
+    """
+
+    dataset: str
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> DepthFrame: ...
