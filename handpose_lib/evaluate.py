@@ -135,8 +135,12 @@ def format_table(results: list[MethodResult], dataset: str) -> str:
     names = JOINT_NAMES[dataset]
     rows = []
     for r in results:
-        row = {"method": r.name, "frames": r.frames, "subset": r.subset,
-               "mean (mm)": round(r.mean_error_mm, 3)}
+        row = {
+            "method": r.name,
+            "frames": r.frames,
+            "subset": r.subset,
+            "mean (mm)": round(r.mean_error_mm, 3),
+        }
         row.update({j: round(float(e), 2) for j, e in zip(names, r.per_joint_mm, strict=True)})
         rows.append(row)
     return pd.DataFrame(rows).to_string(index=False)

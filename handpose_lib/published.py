@@ -286,7 +286,9 @@ def subset_for_frame_count(dataset: str, frames: int, path: str | os.PathLike = 
     for name, (start, stop) in TEST_SUBSETS[dataset].items():
         if stop - start == frames:
             return name
-    sizes = ", ".join(f"{stop - start} ({name})" for name, (start, stop) in TEST_SUBSETS[dataset].items())
+    sizes = ", ".join(
+        f"{stop - start} ({name})" for name, (start, stop) in TEST_SUBSETS[dataset].items()
+    )
     raise FormatError(f"{path}: {frames} frames, expected one of {sizes} for {dataset}")
 
 
@@ -305,9 +307,7 @@ def load_test_list(dataset: str, local_dir: str | os.PathLike | None = None) -> 
     return names
 
 
-def load_uvd_file(
-    path: str | os.PathLike, dataset: str
-) -> tuple[np.ndarray, str]:
+def load_uvd_file(path: str | os.PathLike, dataset: str) -> tuple[np.ndarray, str]:
     """Read a prediction file of any origin; returns uvd (N, J, 3) and the subset it covers."""
     uvd = read_uvd(path, num_joints(dataset))
     return uvd, subset_for_frame_count(dataset, len(uvd), path)
