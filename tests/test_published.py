@@ -1,0 +1,210 @@
+import csv
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handpose_lib import published
+from handpose_lib.published import ChecksumError, FormatError
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _frame(j: int = 2, value: str = "1.0") -> str:
+    return " ".join([value] * (3 * j))
+
+
+# --- registry ---------------------------------------------------------------------------
+
+
+def test_registry_lists_every_manifest_file_with_its_checksum(published_dir):
+    with open(published_dir / "MANIFEST.tsv") as f:
+        manifest = {r["path"]: r for r in csv.DictReader(f, delimiter="\t")}
+    entries = {e.path: e for e in published.registry()}
+    assert set(entries) == set(manifest)
+    for path, row in manifest.items():
+        assert entries[path].sha256 == row["sha256"]
+        assert entries[path].upstream_path == row["upstream_path"]
+        assert entries[path].url.endswith(row["upstream_path"])
+        assert published.UPSTREAM_COMMIT in entries[path].url
+
+
+def test_every_prediction_has_method_venue_year():
+    for entry in published.registry():
+        if entry.kind == "predictions":
+            assert entry.method and entry.venue and entry.year >= 2014
+            assert entry.dataset in ("icvl", "nyu")
+
+
+def test_lookup_by_stem_and_unknown_name():
+    assert published.lookup("CVPR18_NYU_V2V_PoseNet").method == "V2V-PoseNet"
+    with pytest.raises(KeyError, match="not in the published registry"):
+        published.lookup("nope")
+
+
+# --- fetching ---------------------------------------------------------------------------
+
+
+def test_fetch_from_local_copy_verifies_and_returns_path(published_dir):
+    path = published.fetch("icvl/icvl_test_groundtruth_label.txt", local_dir=published_dir)
+    assert path == published_dir / "icvl" / "icvl_test_groundtruth_label.txt"
+
+
+def test_local_copy_with_wrong_checksum_is_refused(published_dir, tmp_path):
+    entry = published.lookup("IJCAI16_ICVL_DeepModel")
+    copy = tmp_path / entry.path
+    copy.parent.mkdir(parents=True)
+    shutil.copy(published_dir / entry.path, copy)
+    with open(copy, "a") as f:
+        f.write("\n")  # one byte more: the numbers would still parse
+    with pytest.raises(ChecksumError, match="IJCAI16_ICVL_DeepModel.txt: sha256 is"):
+        published.fetch(entry, local_dir=tmp_path)
+
+
+def test_environment_variable_points_at_local_copy(published_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(published.ENV_LOCAL_DIR, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="missing from the local copy"):
+        published.fetch("icvl/icvl_test_list.txt")
+
+
+@pytest.fixture
+def upstream_server(tmp_path, monkeypatch):
+    """A loopback HTTP server standing in for the upstream repository."""
+    root = tmp_path / "upstream"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(published, "UPSTREAM_BASE_URL", f"http://127.0.0.1:{server.server_port}/")
+    monkeypatch.delenv(published.ENV_LOCAL_DIR, raising=False)
+    yield root
+    server.shutdown()
+
+
+def test_download_is_verified_and_cached(upstream_server, published_dir, tmp_path):
+    entry = published.lookup("icvl/icvl_test_list.txt")
+    served = upstream_server / entry.upstream_path
+    served.parent.mkdir(parents=True)
+    shutil.copy(published_dir / entry.path, served)
+    cache = tmp_path / "cache"
+    path = published.fetch(entry, cache_dir=cache)
+    assert path.parent == cache and published.sha256_of(path) == entry.sha256
+
+
+def test_download_with_wrong_checksum_is_refused(upstream_server, tmp_path):
+    entry = published.lookup("icvl/icvl_test_list.txt")
+    served = upstream_server / entry.upstream_path
+    served.parent.mkdir(parents=True)
+    served.write_text("tampered\n")
+    cache = tmp_path / "cache"
+    with pytest.raises(ChecksumError, match="icvl_test_list.txt"):
+        published.fetch(entry, cache_dir=cache)
+    assert not any(p.name.endswith("icvl_test_list.txt") for p in cache.rglob("*"))
+
+
+# --- the uvd text format ----------------------------------------------------------------
+
+
+def test_read_uvd_shapes_and_values(tmp_path):
+    path = _write(tmp_path / "p.txt", ["1 2 3 4 5 6", "7 8 9 10 11 12"])
+    uvd = published.read_uvd(path, num_joints=2)
+    assert uvd.shape == (2, 2, 3)
+    np.testing.assert_array_equal(uvd[1, 0], [7, 8, 9])
+
+
+def test_wrong_number_of_values_names_file_and_line(tmp_path):
+    path = _write(tmp_path / "p.txt", [_frame(), "1 2 3 4 5"])
+    with pytest.raises(FormatError, match=r"p\.txt:2: 5 values, expected 6"):
+        published.read_uvd(path, num_joints=2)
+
+
+def test_non_numeric_value_names_file_line_and_value(tmp_path):
+    path = _write(tmp_path / "p.txt", [_frame(), _frame(), "1 2 abc 4 5 6"])
+    with pytest.raises(FormatError, match=r"p\.txt:3: value 3 is 'abc', expected a number"):
+        published.read_uvd(path, num_joints=2)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "NaN"])
+def test_nan_and_inf_are_rejected(tmp_path, bad):
+    path = _write(tmp_path / "p.txt", [f"1 2 3 4 5 {bad}"])
+    with pytest.raises(FormatError, match=r"p\.txt:1: value 6 .* finite number"):
+        published.read_uvd(path, num_joints=2)
+
+
+def test_frame_count_must_match_ground_truth(tmp_path):
+    path = _write(tmp_path / "p.txt", [_frame()] * 3)
+    with pytest.raises(FormatError, match=r"p\.txt: 3 frames, expected 4"):
+        published.read_uvd(path, num_joints=2, expected_frames=4)
+
+
+def test_blank_line_inside_file_is_an_error_but_trailing_blanks_are_not(tmp_path):
+    inside = _write(tmp_path / "inside.txt", [_frame(), "", _frame()])
+    with pytest.raises(FormatError, match=r"inside\.txt:2: blank line"):
+        published.read_uvd(inside, num_joints=2)
+    trailing = _write(tmp_path / "trailing.txt", [_frame(), _frame(), "", ""])
+    assert published.read_uvd(trailing, num_joints=2).shape == (2, 2, 3)
+
+
+def test_empty_and_binary_files_are_errors(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(FormatError, match="no frames"):
+        published.read_uvd(empty, num_joints=2)
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(FormatError, match="binary.txt: not a text file"):
+        published.read_uvd(binary, num_joints=2)
+
+
+def test_windows_line_endings_of_original_icvl_files(tmp_path):
+    path = tmp_path / "seq.txt"
+    path.write_bytes(
+        b"img_0.png " + _frame().encode() + b"\r\r\nimg_1.png " + b"2 " * 6 + b"\r\r\n"
+    )
+    uvd = published.read_uvd(path, num_joints=2, values_start=1)
+    assert uvd.shape == (2, 2, 3) and uvd[1, 1, 2] == 2.0
+
+
+def test_write_read_round_trip(tmp_path):
+    uvd = np.random.default_rng(1).uniform(0, 500, (5, 14, 3))
+    path = published.write_uvd(tmp_path / "out" / "pred.txt", uvd)
+    np.testing.assert_allclose(published.read_uvd(path, 14), uvd, atol=5e-4)
+
+
+def test_write_refuses_nan(tmp_path):
+    with pytest.raises(ValueError, match="NaN"):
+        published.write_uvd(tmp_path / "x.txt", np.full((1, 2, 3), np.nan))
+
+
+# --- the real files ---------------------------------------------------------------------
+
+
+def test_labels_load_with_expected_shapes(published_dir):
+    assert published.load_labels("icvl", published_dir).shape == (1596, 16, 3)
+    assert published.load_labels("nyu", published_dir).shape == (8252, 14, 3)
+    assert len(published.load_test_list("nyu", published_dir)) == 8252
+
+
+def test_icvl_sequence_files_concatenate_to_test_labels(published_dir):
+    seqs = [
+        published.read_uvd(published_dir / "icvl" / f"test_seq_{i}.txt", 16, values_start=1)
+        for i in (1, 2)
+    ]
+    labels = published.load_labels("icvl", published_dir)
+    np.testing.assert_allclose(np.concatenate(seqs), labels, atol=1e-3)
+
+
+def test_subset_sizes():
+    assert published.subset_for_frame_count("icvl", 702) == "test_seq_1"
+    assert published.subset_for_frame_count("icvl", 1596) == "all"
+    with pytest.raises(FormatError, match="700 frames, expected one of 1596 \\(all\\)"):
+        published.subset_for_frame_count("icvl", 700, "x.txt")
