@@ -28,7 +28,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 test: setup lint
-	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -2,8 +2,9 @@
 
 import re
 import tomllib
+from pathlib import Path
 
-from conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pins(lines):

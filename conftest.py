@@ -1,4 +1,4 @@
-"""Shared test set-up.
+"""Shared test set-up (tests/ and the notebooks run by nbval).
 
 The published labels are read from `../shared/published` (beside the checkout) unless
 HANDPOSE_PUBLISHED_DIR names another copy; a missing copy fails the tests that need it.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_PUBLISHED = REPO_ROOT.parent / "shared" / "published"
 
 
