@@ -1,0 +1,306 @@
+"""Networks, losses and heatmap decoding: shapes, parameter counts, accuracy, trainability."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from handpose_lib.decode import decode_heatmaps, norm_to_pixel, pixel_to_norm
+from handpose_lib.models import (
+    VARIANTS,
+    Hourglass,
+    LocNet,
+    LocNetConfig,
+    PoseNet,
+    PoseNetConfig,
+    ResBlock,
+    SEBlock,
+    StackedHourglass,
+    hand_center_target,
+    heatmap_loss,
+    location_loss,
+    pose_loss,
+    regression_loss,
+)
+
+torch.set_num_threads(2)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def gaussian_heatmaps(uv: torch.Tensor, size: int, sigma: float = 1.0) -> torch.Tensor:
+    """(..., 2) normalized u, v -> (..., size, size) Gaussians with peak 1 (the data convention)."""
+    px = norm_to_pixel(uv, size)
+    grid = torch.arange(size, dtype=torch.float32)
+    gx = torch.exp(-((grid - px[..., 0:1]) ** 2) / (2 * sigma**2))
+    gy = torch.exp(-((grid - px[..., 1:2]) ** 2) / (2 * sigma**2))
+    return gy[..., :, None] * gx[..., None, :]
+
+
+def synthetic_batch(num_joints: int = 16, size: int = 32, batch: int = 4) -> tuple:
+    """A fixed batch whose targets are consistent: heatmaps peak at uvd_crop's u, v."""
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(batch, 1, size, size, generator=gen) * 2 - 1
+    uv = torch.rand(batch, num_joints, 2, generator=gen) * 1.6 - 0.8
+    depth = torch.rand(batch, num_joints, generator=gen) - 0.5
+    targets = {
+        "heatmaps": gaussian_heatmaps(uv, size // 2),
+        "depth": depth,
+        "uvd_crop": torch.cat([uv, depth[..., None]], dim=-1),
+    }
+    return image, targets
+
+
+# --- building blocks -------------------------------------------------------------------------
+
+
+def test_se_block_rescales_each_channel_by_a_gate_in_0_1():
+    torch.manual_seed(0)
+    se = SEBlock(32, reduction=16)
+    x = torch.randn(2, 32, 8, 8)
+    y = se(x)
+    ratio = y / x
+    assert y.shape == x.shape
+    # One gate per (sample, channel), constant over space, strictly inside (0, 1).
+    assert torch.allclose(ratio, ratio[..., :1, :1].expand_as(ratio), atol=1e-5)
+    assert ratio.min() > 0 and ratio.max() < 1
+    assert n_params(se) == 32 * 2 + 2 + 2 * 32 + 32
+
+
+def test_res_block_shapes_and_parameter_counts():
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 8, 8)
+    se = n_params(SEBlock(32, 16))
+    same = ResBlock(32, 32, se_reduction=16)
+    assert isinstance(same.shortcut, torch.nn.Identity)
+    assert n_params(same) == 2 * (9 * 32 * 32 + 2 * 32) + se
+    proj = ResBlock(16, 32, stride=2, se_reduction=16)
+    assert proj(x).shape == (2, 32, 4, 4)
+    assert n_params(proj) == 9 * 16 * 32 + 9 * 32 * 32 + 2 * 2 * 32 + se + 16 * 32 + 2 * 32
+    assert (ResBlock(16, 16)(x) >= 0).all()  # post-addition ReLU, as SE-ResNet
+    with pytest.raises(ValueError, match="stride"):
+        ResBlock(16, 16, stride=3)
+
+
+def test_hourglass_keeps_shape_and_has_3_blocks_per_level_plus_bottom():
+    torch.manual_seed(0)
+    for depth in (1, 3):
+        hg = Hourglass(depth, 16, se_reduction=4)
+        assert hg(torch.randn(1, 16, 16, 16)).shape == (1, 16, 16, 16)
+        assert n_params(hg) == (3 * depth + 1) * n_params(ResBlock(16, 16, se_reduction=4))
+    with pytest.raises(ValueError, match="divisible"):
+        Hourglass(3, 16)(torch.randn(1, 16, 12, 12))
+
+
+def test_stacked_hourglass_outputs_per_stack():
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 16, 16)
+    heatmaps, features = StackedHourglass(3, 16, 5, 2, se_reduction=4)(x)
+    assert [h.shape for h in heatmaps] == [(2, 5, 16, 16)] * 3
+    assert [f.shape for f in features] == [(2, 16, 16, 16)] * 3
+    heatmaps, features = StackedHourglass(2, 16, 5, 2, 4, with_heatmaps=False)(x)
+    assert heatmaps == [] and len(features) == 2
+
+
+# --- full networks at paper size ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_posenet_paper_size_output_shapes(variant):
+    cfg = PoseNetConfig.preset("paper", variant=variant)
+    assert (cfg.input_size, cfg.heatmap_size, cfg.channels, cfg.num_stacks) == (128, 64, 128, 2)
+    torch.manual_seed(0)
+    net = PoseNet(cfg).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 1, 128, 128) * 2 - 1)
+    assert out["depth"].shape == (1, 16)
+    assert out["uvd_crop"].shape == (1, 16, 3)
+    if variant == "plain":
+        assert out["heatmaps"] == []
+        assert torch.equal(out["uvd_crop"][..., 2], out["depth"])
+    else:
+        assert [h.shape for h in out["heatmaps"]] == [(1, 16, 64, 64)] * 2
+        uv = decode_heatmaps(out["heatmaps"][-1])
+        assert torch.equal(out["uvd_crop"], torch.cat([uv, out["depth"][..., None]], dim=-1))
+    assert ("attention" in out) == (variant == "attention")
+    if variant == "attention":
+        assert out["attention"].shape == (1, 128, 64, 64)
+
+
+def test_locnet_paper_size_output_shape():
+    torch.manual_seed(0)
+    net = LocNet(LocNetConfig.preset("paper")).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(2, 1, 128, 128)).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"\(B, 1, 128, 128\)"):
+        net(torch.zeros(2, 1, 64, 64))
+
+
+def test_posenet_rejects_wrong_input_and_bad_config():
+    net = PoseNet(PoseNetConfig.preset("smoke"))
+    with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):
+        net(torch.zeros(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="variant"):
+        PoseNetConfig(variant="fancy")
+    with pytest.raises(ValueError, match="heatmap_size"):
+        PoseNetConfig(input_size=128, heatmap_size=32)
+    with pytest.raises(ValueError, match="2\\*\\*hourglass_depth"):
+        PoseNetConfig.preset("smoke", hourglass_depth=5)
+    with pytest.raises(ValueError, match="channels"):
+        PoseNetConfig(channels=0)
+    with pytest.raises(ValueError, match="unknown PoseNet preset"):
+        PoseNetConfig.preset("huge")
+    with pytest.raises(ValueError, match="input_size"):
+        LocNetConfig(input_size=20)
+
+
+def test_attention_masks_lie_strictly_inside_0_1_and_vary():
+    torch.manual_seed(0)
+    net = PoseNet(PoseNetConfig.preset("smoke", variant="attention"))
+    image, _ = synthetic_batch()
+    for mode in (net.train, net.eval):
+        mode()
+        with torch.no_grad():
+            mask = net(image)["attention"]
+        assert mask.shape == (4, 16, 16, 16)
+        assert mask.min() > 0 and mask.max() < 1
+        assert mask.std() > 0.01
+
+
+def test_same_seed_same_weights_and_outputs():
+    image, _ = synthetic_batch()
+
+    def build(seed: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        torch.manual_seed(seed)
+        net = PoseNet(PoseNetConfig.preset("smoke")).eval()
+        loc = LocNet(LocNetConfig.preset("smoke")).eval()
+        with torch.no_grad():
+            return net.state_dict(), net(image)["uvd_crop"], loc(image)
+
+    a, b, c = build(1), build(1), build(2)
+    assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+    assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    assert not torch.equal(a[1], c[1])
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+def test_pixel_coordinate_convention():
+    assert pixel_to_norm(torch.tensor(0.0), 64) == pytest.approx(-1 + 1 / 64)
+    assert pixel_to_norm(torch.tensor(-0.5), 64) == -1.0  # left edge of the first pixel
+    assert pixel_to_norm(torch.tensor(63.5), 64) == 1.0  # right edge of the last pixel
+    x = torch.tensor([3.25, 17.0])
+    assert torch.allclose(norm_to_pixel(pixel_to_norm(x, 20), 20), x)
+    # A single hot pixel at row 2, column 5 of a 4 x 8 map: u from the column, v from the row.
+    hm = torch.zeros(1, 1, 4, 8)
+    hm[0, 0, 2, 5] = 1.0
+    uv = decode_heatmaps(hm)[0, 0]
+    assert uv.tolist() == pytest.approx([(5.5) / 8 * 2 - 1, (2.5) / 4 * 2 - 1])
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0])
+def test_decode_gaussians_at_subpixel_positions(sigma):
+    gen = torch.Generator().manual_seed(3)
+    size = 64
+    uv = torch.rand(8, 16, 2, generator=gen) * 1.8 - 0.9
+    heatmaps = gaussian_heatmaps(uv, size, sigma)
+    err_px = (decode_heatmaps(heatmaps) - uv).abs().max() * size / 2
+    assert err_px < 0.01
+    # Newell's quarter-pixel shift is the coarser reference; argmax alone is worse still.
+    assert (decode_heatmaps(heatmaps, "quarter") - uv).abs().max() * size / 2 < 0.5
+    assert (decode_heatmaps(heatmaps, "argmax") - uv).abs().mean() > (
+        decode_heatmaps(heatmaps) - uv
+    ).abs().mean()
+    # With noise of 2% of the peak the shift stays well under a quarter pixel.
+    noisy = heatmaps + 0.02 * torch.randn(heatmaps.shape, generator=gen)
+    assert (decode_heatmaps(noisy) - uv).abs().max() * size / 2 < 0.25
+
+
+def test_decode_degenerate_maps_fall_back_to_argmax():
+    flat = torch.zeros(1, 2, 8, 8)
+    flat[0, 1] = -1.0  # all-negative prediction
+    uv = decode_heatmaps(flat)
+    assert torch.isfinite(uv).all()
+    assert torch.allclose(uv, torch.full_like(uv, pixel_to_norm(torch.tensor(0.0), 8).item()))
+    with pytest.raises(ValueError, match="method"):
+        decode_heatmaps(flat, "centroid")
+
+
+# --- losses -----------------------------------------------------------------------------------
+
+
+def test_loss_values_follow_the_documented_scales():
+    _, targets = synthetic_batch()
+    zeros = torch.zeros_like(targets["heatmaps"])
+    expected_det = targets["heatmaps"].pow(2).mean(dim=(2, 3)).sum(dim=1).mean()
+    assert heatmap_loss(zeros, targets["heatmaps"]) == pytest.approx(expected_det.item())
+    pred_depth = targets["depth"] + 0.1
+    assert regression_loss(pred_depth, targets["depth"]) == pytest.approx(16 * 0.01, rel=1e-4)
+    huber = regression_loss(pred_depth, targets["depth"], "smooth_l1")
+    assert huber == pytest.approx(16 * (0.1 - 0.01), rel=1e-4)
+
+    cfg = PoseNetConfig.preset("smoke", variant="direct", reg_weight=2.0)
+    outputs = {"heatmaps": [zeros, targets["heatmaps"]], "depth": pred_depth}
+    total, parts = pose_loss(outputs, targets, cfg)
+    assert parts["det_0"] == pytest.approx(expected_det.item()) and parts["det_1"] == 0
+    assert total.item() == pytest.approx(expected_det.item() + 2.0 * 0.16, rel=1e-4)
+
+    plain = PoseNetConfig.preset("smoke", variant="plain")
+    total, parts = pose_loss({"uvd_crop": targets["uvd_crop"] + 0.1}, targets, plain)
+    assert total.item() == pytest.approx(16 * 3 * 0.01, rel=1e-4) and "det" not in parts
+    with pytest.raises(KeyError, match="depth"):
+        pose_loss({"heatmaps": [zeros]}, {"heatmaps": zeros}, cfg)
+    with pytest.raises(ValueError, match="shape"):
+        heatmap_loss(zeros[:, :3], targets["heatmaps"])
+
+
+def test_hand_center_target_is_joint_mean():
+    uvd = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)
+    assert torch.equal(hand_center_target(uvd), uvd.mean(dim=1))
+    with pytest.raises(ValueError, match=r"\(B, J, 3\)"):
+        hand_center_target(uvd[0])
+
+
+# --- trainability -----------------------------------------------------------------------------
+
+
+def _fit(net: torch.nn.Module, loss_fn, image: torch.Tensor, steps: int = 30) -> list[float]:
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    history = []
+    for _ in range(steps):
+        loss = loss_fn(net(image))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    return history
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_few_steps_reduce_the_pose_loss(variant):
+    image, targets = synthetic_batch()
+    cfg = PoseNetConfig.preset("smoke", variant=variant)
+    torch.manual_seed(0)
+    net = PoseNet(cfg)
+    parts_log = []
+
+    def loss_fn(out):
+        total, parts = pose_loss(out, targets, cfg)
+        parts_log.append(parts)
+        return total
+
+    history = _fit(net, loss_fn, image)
+    assert history[-1] < 0.2 * history[0]
+    assert parts_log[-1]["reg"] < 0.5 * parts_log[0]["reg"]
+
+
+def test_a_few_steps_reduce_the_location_loss():
+    image, targets = synthetic_batch()
+    center = hand_center_target(targets["uvd_crop"])
+    torch.manual_seed(0)
+    net = LocNet(LocNetConfig.preset("smoke"))
+    history = _fit(net, lambda pred: location_loss(pred, center), image)
+    assert history[-1] < 0.2 * history[0]
