@@ -24,6 +24,9 @@ from pathlib import Path
 from handpose_lib.paths import REPO_ROOT, figures_dir
 
 PROFILES = ("smoke", "cpu", "paper")
+# Longest a single cell may run before the run is declared hung (None: no limit). A paper-size
+# training cell legitimately runs for hours on a GPU.
+CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "paper": None}
 DATASETS = ("synthetic", "icvl", "nyu")
 ENV_RUN_DIR = "HANDPOSE_RUN_DIR"
 HEADLINES_FILE = "headlines.json"
@@ -82,7 +85,12 @@ def notebook_parameters(notebook: Path, available: dict[str, object]) -> dict[st
     return {name: value for name, value in available.items() if name in declared}
 
 
-def run_notebook(notebook: Path, executed: Path, parameters: dict[str, object]) -> None:
+def run_notebook(
+    notebook: Path,
+    executed: Path,
+    parameters: dict[str, object],
+    cell_timeout_s: int | None = None,
+) -> None:
     import papermill
 
     try:
@@ -93,12 +101,18 @@ def run_notebook(notebook: Path, executed: Path, parameters: dict[str, object]) 
             cwd=str(notebook.parent),
             kernel_name="python3",
             progress_bar=False,
+            execution_timeout=cell_timeout_s,
         )
     except papermill.PapermillExecutionError as err:
         raise NotebookFailed(
             f"notebook {notebook.name} failed in cell {err.cell_index} "
             f"(execution count {err.exec_count}): {err.ename}: {err.evalue}\n"
             f"executed copy with the traceback: {executed}"
+        ) from None
+    except TimeoutError as err:  # nbclient's CellTimeoutError
+        raise NotebookFailed(
+            f"notebook {notebook.name}: a cell ran longer than {cell_timeout_s} s ({err}); "
+            f"partial executed copy: {executed}"
         ) from None
 
 
@@ -137,7 +151,10 @@ def reproduce(
             print(f"--> {notebook.name}", flush=True)
             t0 = time.time()
             run_notebook(
-                notebook, run_dir / notebook.name, notebook_parameters(notebook, available)
+                notebook,
+                run_dir / notebook.name,
+                notebook_parameters(notebook, available),
+                CELL_TIMEOUT_S[profile],
             )
             summary.notebook_seconds[notebook.name] = time.time() - t0
     finally:

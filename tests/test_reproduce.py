@@ -75,3 +75,14 @@ def test_real_datasets_need_a_data_root():
 def test_numbered_notebooks_are_in_order():
     names = [p.name for p in reproduce.numbered_notebooks()]
     assert names == sorted(names) and "05_table1_and_figure3.ipynb" in names
+
+
+def test_hung_cell_is_reported_by_notebook_name(tmp_path, monkeypatch):
+    slow = _notebook(tmp_path / "03_slow.ipynb", 'PROFILE = "cpu"', "import time\ntime.sleep(30)")
+    monkeypatch.setitem(reproduce.CELL_TIMEOUT_S, "smoke", 2)
+    with pytest.raises(
+        reproduce.NotebookFailed, match=r"03_slow.ipynb: a cell ran longer than 2 s"
+    ):
+        reproduce.reproduce(
+            profile="smoke", output=tmp_path / "run", figures=tmp_path / "f", notebooks=[slow]
+        )
