@@ -1,0 +1,241 @@
+"""Trainer: config round trip, training end to end, exact resume, divergence stop, DDP on gloo,
+predictions in the community format, device fallback. Smoke sizes (32 px crops, 16 frames)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from handpose_lib import published
+from handpose_lib import train as trainer
+from handpose_lib.evaluate import evaluate_uvd
+from handpose_lib.predict import predict, read_centers, write_predictions
+from handpose_lib.train import (
+    RunConfig,
+    SourceSpec,
+    TrainingDiverged,
+    evaluate_run,
+    load_checkpoint,
+    load_model,
+    make_run_config,
+    select_device,
+    train,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def smoke(model: str = "attention", **overrides) -> RunConfig:
+    return make_run_config("smoke", model).with_overrides(overrides)
+
+
+def weights(run_dir: Path, name: str = "checkpoint.pt") -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / name)["model"]
+
+
+def test_config_json_round_trip(tmp_path):
+    for profile in trainer.PROFILES:
+        for model in ("attention", "plain", "locnet"):
+            config = make_run_config(profile, model)
+            assert RunConfig.load(config.save(tmp_path / "config.json")) == config
+    nyu = make_run_config("paper", "direct", data="nyu")
+    assert (nyu.model.num_joints, nyu.crop.cube_mm, nyu.data.val.split) == (14, 300.0, "test")
+    paper = make_run_config("paper").train
+    assert (paper.batch_size, paper.lr, paper.momentum, paper.weight_decay) == (32, 0.1, 0.9, 5e-5)
+    assert len(paper.lr_milestones) == 2 and paper.lr_gamma == 0.1
+
+
+def test_config_errors_name_the_field(tmp_path):
+    with pytest.raises(ValueError, match="unknown config field 'train.learning_rate'"):
+        smoke(**{"train.learning_rate": 0.1})
+    with pytest.raises(ValueError, match="input_size"):
+        smoke(**{"crop.input_size": 64})
+    bad = smoke().to_dict()
+    bad["train"]["lr_schedule"] = [1, 2]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(published.FormatError, match=r"config.json: config.train: unknown .*lr_sch"):
+        RunConfig.load(path)
+    path.write_text("{")
+    with pytest.raises(published.FormatError, match="config.json:1: not valid JSON"):
+        RunConfig.load(path)
+    with pytest.raises(FileNotFoundError):
+        RunConfig.load(tmp_path / "missing")
+
+
+def test_smoke_training_learns_and_logs(tmp_path):
+    config = smoke(**{"train.epochs": 4, "train.lr_milestones": [3], "augment": None})
+    result = train(config, tmp_path)
+    history = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    assert {"lr", "train_loss", "train_det", "train_reg", "val_mean_error_mm", "time_s"} <= set(
+        history.columns
+    )
+    assert list(history["lr"]) == pytest.approx([0.01, 0.01, 0.01, 0.001])
+    assert history["train_loss"].iloc[-1] < 0.5 * history["train_loss"].iloc[0]
+    assert np.isfinite(history["val_mean_error_mm"]).all()
+    assert result.best_metric == history["val_mean_error_mm"].min()
+    assert RunConfig.load(tmp_path) == config
+    model, loaded = load_model(tmp_path, "last")
+    assert loaded == config and not model.training
+    saved = weights(tmp_path)
+    assert all(torch.equal(tensor, saved[name]) for name, tensor in model.state_dict().items())
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        train(config, tmp_path)
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    # Augmentation on; the lr drops after epoch 1 (restored with the optimizer) and again
+    # after epoch 3, which only a restored scheduler gets right.
+    overrides = {"train.epochs": 3, "train.lr_milestones": [1, 3]}
+    config = smoke("two_branch", **overrides)
+    train(config, tmp_path / "straight")
+
+    def crash(epoch, record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", on_epoch_end=crash)
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["epoch"] == 1
+    with pytest.raises(ValueError, match=r"\['train.lr'\] differ"):
+        train(
+            smoke("two_branch", **overrides, **{"train.lr": 0.5}), tmp_path / "resumed", resume=True
+        )
+    result = train(config, tmp_path / "resumed", resume=True)
+
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    a = pd.read_csv(tmp_path / "straight" / "metrics.csv").drop(columns="time_s")
+    b = pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns="time_s")
+    pd.testing.assert_frame_equal(a, b)
+    assert list(result.history["epoch"]) == [1, 2, 3]
+
+
+def test_diverging_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    config = smoke(**{"train.epochs": 3})
+    saved: dict[int, str] = {}
+
+    def remember(epoch, record):
+        saved[epoch] = hashlib.sha256((tmp_path / "checkpoint.pt").read_bytes()).hexdigest()
+
+    real_loss = trainer.compute_loss
+    calls = {"n": 0}
+
+    def nan_in_epoch_2(config, model, batch):
+        loss, parts = real_loss(config, model, batch)
+        calls["n"] += 1
+        if calls["n"] == 5:  # 4 steps per epoch: step 1 of epoch 2
+            loss, parts = loss * float("nan"), {**parts, "total": float("nan")}
+        return loss, parts
+
+    monkeypatch.setattr(trainer, "compute_loss", nan_in_epoch_2)
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 2, step 1: loss = nan.*checkpoint .* is kept"
+    ):
+        train(config, tmp_path, on_epoch_end=remember)
+    assert list(saved) == [1]
+    assert hashlib.sha256((tmp_path / "checkpoint.pt").read_bytes()).hexdigest() == saved[1]
+    model, _ = load_model(tmp_path, "last")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+
+    # Through the command line: a huge learning rate, a clear message and exit status 2.
+    monkeypatch.setattr(trainer, "compute_loss", real_loss)
+    code = trainer.main(
+        ["--profile", "smoke", "--run-dir", str(tmp_path / "cli"), "--set", "train.lr=1e6"]
+    )
+    assert code == 2
+    assert "training stopped: loss diverged at epoch 1, step" in capsys.readouterr().err
+
+
+def test_predictions_in_community_format(tmp_path):
+    train(smoke(**{"train.epochs": 1}), tmp_path / "pose")
+    out = tmp_path / "pose_preds.txt"
+    result = evaluate_run(tmp_path / "pose", out_path=out, device="cpu")
+    uvd = published.read_uvd(out, 16, expected_frames=8)
+    assert np.isfinite(result.mean_error_mm) and result.errors_mm.shape == (8, 16)
+
+    model, config = load_model(tmp_path / "pose")
+    dataset = trainer.build_dataset(config, "val")
+    direct = predict(model, dataset, batch_size=3)
+    np.testing.assert_allclose(direct, uvd, atol=5e-4)  # file keeps 3 decimals
+    gt = np.stack([dataset[i]["uvd"].numpy() for i in range(len(dataset))])
+    again = evaluate_uvd(uvd, gt, "icvl", "ours").mean_error_mm
+    assert again == pytest.approx(result.mean_error_mm, abs=1e-3)
+
+    # LocNet: refined centres (N, 3), written as one-joint uvd, usable as pose-crop centres.
+    train(smoke("locnet", **{"train.epochs": 1}), tmp_path / "loc")
+    centers_path = tmp_path / "centers.txt"
+    loc = evaluate_run(tmp_path / "loc", out_path=centers_path, device="cpu")
+    centers = read_centers(centers_path, expected_frames=8)
+    assert centers.shape == (8, 3) and np.isfinite(loc.mean_error_mm)
+    spec = SourceSpec("synthetic", num_frames=8, seed=1, centers=str(centers_path))
+    item = trainer.build_dataset(config, "val", spec)[0]
+    np.testing.assert_allclose(item["center_uvd"].numpy(), centers[0])
+    write_predictions(tmp_path / "again.txt", centers)
+    with pytest.raises(published.FormatError, match="8 frames, expected 16"):
+        read_centers(tmp_path / "again.txt", expected_frames=16)
+
+
+def test_device_selection_falls_back_to_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device("auto") == torch.device("cpu")
+    assert select_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        select_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device("auto", local_rank=1) == torch.device("cuda", 1)
+
+
+def test_ddp_two_processes_on_gloo(tmp_path):
+    run_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        "handpose_lib.train",
+        "--profile",
+        "smoke",
+        "--model",
+        "attention",
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "--set",
+        "train.epochs=1",
+    ]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    digest_0, digest_1 = summary["replica_digests"]
+    assert digest_0 == digest_1
+    model, _ = load_model(run_dir, "last")
+    assert trainer.parameter_digest(model) == digest_0
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
+    written = {"config.json", "checkpoint.pt", "best.pt", "metrics.csv", "summary.json"}
+    assert {p.name for p in run_dir.iterdir()} == written  # rank 0 only, no temporary files
