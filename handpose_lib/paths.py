@@ -18,3 +18,26 @@ def figures_dir(override: str | os.PathLike | None = None) -> Path:
     path = Path(chosen)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+ENV_RUN_DIR = "HANDPOSE_RUN_DIR"
+ENV_PROFILE = "HANDPOSE_PROFILE"
+
+
+def run_dir(override: str | os.PathLike | None = None, profile: str = "cpu") -> Path:
+    """Folder where notebooks hand trained models and prediction files to later notebooks.
+
+    `override` (the runner's RUN_DIR parameter), else $HANDPOSE_RUN_DIR, else
+    outputs/interactive-<profile>/ (ignored by git). Created if missing.
+    """
+    chosen = (
+        override or os.environ.get(ENV_RUN_DIR) or REPO_ROOT / "outputs" / f"interactive-{profile}"
+    )
+    path = Path(chosen)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def effective_profile(profile: str) -> str:
+    """$HANDPOSE_PROFILE when set (the tests run every notebook as "smoke"), else `profile`."""
+    return os.environ.get(ENV_PROFILE) or profile

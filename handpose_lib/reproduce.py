@@ -21,14 +21,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handpose_lib.paths import REPO_ROOT, figures_dir
+from handpose_lib.paths import ENV_RUN_DIR, REPO_ROOT, figures_dir
 
 PROFILES = ("smoke", "cpu", "paper")
 # Longest a single cell may run before the run is declared hung (None: no limit). A paper-size
 # training cell legitimately runs for hours on a GPU.
 CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "paper": None}
 DATASETS = ("synthetic", "icvl", "nyu")
-ENV_RUN_DIR = "HANDPOSE_RUN_DIR"
 HEADLINES_FILE = "headlines.json"
 
 
