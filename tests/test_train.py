@@ -176,7 +176,9 @@ def test_predictions_in_community_format(tmp_path):
     model, config = load_model(tmp_path / "pose")
     dataset = trainer.build_dataset(config, "val")
     direct = predict(model, dataset, batch_size=3)
-    np.testing.assert_allclose(direct, uvd, atol=5e-4)  # file keeps 3 decimals
+    # The file keeps 3 decimals (0.5e-3 rounding); float32 convolutions at another batch size
+    # add a few 1e-5 px on top.
+    np.testing.assert_allclose(direct, uvd, atol=1e-3)
     gt = np.stack([dataset[i]["uvd"].numpy() for i in range(len(dataset))])
     again = evaluate_uvd(uvd, gt, "icvl", "ours").mean_error_mm
     assert again == pytest.approx(result.mean_error_mm, abs=1e-3)
