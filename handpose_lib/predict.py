@@ -124,7 +124,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("run_dir", help="run directory written by handpose_lib.train")
     parser.add_argument("out", help="prediction file to write")
-    parser.add_argument("--which", choices=("best", "last"), default="best")
+    parser.add_argument("--which", choices=("best", "last"), default="last")
     parser.add_argument(
         "--source",
         choices=("synthetic", "rendered", "icvl", "nyu"),
