@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
 DATASET ?= synthetic
+DATA_ROOT ?=
 # Published labels/predictions: a local copy when one sits beside the checkout (as in CI),
 # otherwise they are downloaded from their upstream with checksums.
 PUBLISHED_DIR ?= $(wildcard $(abspath ../shared/published))
@@ -22,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 reproduce: setup
-	$(PY) -m handpose_lib.reproduce --profile $(PROFILE) --dataset $(DATASET)
+	$(PY) -m handpose_lib.reproduce --profile $(PROFILE) --dataset $(DATASET) \
+		$(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 lint: setup
 	$(VENV)/bin/ruff check .
