@@ -337,11 +337,11 @@ _PROFILE_TRAIN = {
     # 10 and 15 is our choice.
     "paper": TrainConfig(epochs=20, lr_milestones=(10, 15), num_workers=8),
     # A 2-core CPU inside the 30-minute default run (four pose variants + the localization
-    # net): about 1000 steps per network. Adam instead of the paper's SGD: with so few steps
+    # net): 768 steps per network. Adam instead of the paper's SGD: with so few steps
     # SGD stays on the plateau where every heatmap is predicted as zero (measured: L_det stuck
     # at the all-zero value 0.0475 per stack for 8 epochs at lr 0.01 and 0.1).
     "cpu": TrainConfig(
-        epochs=8, optimizer="adam", lr=1e-3, lr_milestones=(6,), num_workers=0, val_every=4
+        epochs=6, optimizer="adam", lr=1e-3, lr_milestones=(5,), num_workers=0, val_every=3
     ),
     "smoke": TrainConfig(
         epochs=2, batch_size=4, lr=0.01, lr_milestones=(1, 2), progress=False, amp=False
