@@ -24,6 +24,7 @@ def pytest_configure(config):
         "HANDPOSE_PUBLISHED_DIR": str(DEFAULT_PUBLISHED),
         "HANDPOSE_FIGURES_DIR": tempfile.mkdtemp(prefix="handpose-figures-"),
         "HANDPOSE_PROFILE": "smoke",
+        "HANDPOSE_HEADLESS": "1",
         "HANDPOSE_RUN_DIR": tempfile.mkdtemp(prefix="handpose-run-"),
     }
     for name, value in defaults.items():

@@ -22,6 +22,7 @@ def figures_dir(override: str | os.PathLike | None = None) -> Path:
 
 ENV_RUN_DIR = "HANDPOSE_RUN_DIR"
 ENV_PROFILE = "HANDPOSE_PROFILE"
+ENV_HEADLESS = "HANDPOSE_HEADLESS"  # set by the runner and the tests: no widgets, static views
 
 
 def run_dir(override: str | os.PathLike | None = None, profile: str = "cpu") -> Path:

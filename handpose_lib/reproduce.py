@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handpose_lib.paths import ENV_RUN_DIR, REPO_ROOT, figures_dir
+from handpose_lib.paths import ENV_HEADLESS, ENV_RUN_DIR, REPO_ROOT, figures_dir
 
 PROFILES = ("smoke", "cpu", "paper")
 # Longest a single cell may run before the run is declared hung (None: no limit). A paper-size
@@ -145,6 +145,7 @@ def reproduce(
     started = time.time()
     previous_run_dir = os.environ.get(ENV_RUN_DIR)
     os.environ[ENV_RUN_DIR] = str(run_dir.resolve())  # inherited by the kernels
+    os.environ[ENV_HEADLESS] = "1"  # explorers draw one static view instead of widgets
     try:
         for notebook in notebooks if notebooks is not None else numbered_notebooks():
             print(f"--> {notebook.name}", flush=True)

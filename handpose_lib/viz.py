@@ -14,6 +14,7 @@ crops and how many frames a notebook uses for `smoke`, `cpu` and `paper`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -28,6 +29,7 @@ from matplotlib.patches import Rectangle
 from handpose_lib.datasets.frame import DepthFrame
 from handpose_lib.datasets.synthetic import PARENT as ICVL_PARENT
 from handpose_lib.joints import JOINT_NAMES
+from handpose_lib.paths import ENV_HEADLESS
 from handpose_lib.preprocess import (
     AugmentParams,
     Crop,
@@ -476,3 +478,22 @@ def draw_view(
         )
     show_crop(ax, sample["image"][0], float(sample["cube_mm"]), title=title)
     draw_skeleton(ax, sample["uvd_crop"], dataset, highlight=joint)
+
+
+def explore(
+    view: Callable[..., None], defaults: dict, controls: Callable[[], dict] | None = None
+) -> None:
+    """An ipywidgets explorer over `view`, or one static call when run headless.
+
+    `defaults` are the keyword arguments of the static call; `controls()` builds the widgets
+    (keyword -> widget) and is only called in an interactive session. The reproduction
+    runner and the test suite set HANDPOSE_HEADLESS=1: creating widgets in a kernel that no
+    front end listens to can stall the kernel (seen with papermill), and nothing could use
+    them anyway.
+    """
+    if os.environ.get(ENV_HEADLESS) or controls is None:
+        view(**defaults)
+        return
+    import ipywidgets
+
+    ipywidgets.interact(view, **controls())
