@@ -72,7 +72,13 @@ PROFILES = ("paper", "cpu", "smoke")
 MODELS = (*VARIANTS, "locnet")
 CHECKPOINT_VERSION = 1
 # Fields that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = ("train.epochs", "train.progress", "train.num_workers", "train.device")
+RESUMABLE_CHANGES = (
+    "train.epochs",
+    "train.progress",
+    "train.num_workers",
+    "train.device",
+    "data.val.centers",  # changes what validation reports, not the weights
+)
 
 
 class TrainingDiverged(RuntimeError):
