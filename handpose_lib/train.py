@@ -474,6 +474,8 @@ def build_dataset(config: RunConfig, role: str = "train", spec: SourceSpec | Non
     if centers not in ("com", "joints"):
         centers = read_centers(centers, expected_frames=len(source))
     cache_dir = config.data.cache_dir
+    if cache_dir == "run":  # only `train` / `evaluate_run` know the run folder; no cache here
+        cache_dir = None
     return HandPoseDataset(
         source,
         config.crop,
@@ -761,10 +763,7 @@ def _train(
         training.model = nn.parallel.DistributedDataParallel(
             training.model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    data_config = config
-    if config.data.cache_dir == "run":  # the run's own folder: rendered/cropped once per run
-        data_config = config.with_overrides({"data.cache_dir": str(run_dir / "cache")})
-    train_set, sampler, val_loader = _data(data_config, info)
+    train_set, sampler, val_loader = _data(_with_run_cache(config, run_dir), info)
     metric = "val_mean_error_mm" if config.data.val is not None else "train_loss"
 
     for epoch in range(training.epoch, tc.epochs):
@@ -833,6 +832,13 @@ def _train(
             run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n"
         )
     return result
+
+
+def _with_run_cache(config: RunConfig, run_dir: Path) -> RunConfig:
+    """Resolve cache_dir "run" to the run's own folder (rendered / cropped once per run)."""
+    if config.data.cache_dir != "run":
+        return config
+    return config.with_overrides({"data.cache_dir": str(run_dir / "cache")})
 
 
 def _data(config: RunConfig, info: DistInfo) -> tuple[Any, DistributedSampler, DataLoader | None]:
@@ -1015,7 +1021,7 @@ def evaluate_run(
     the community format, and evaluate them: joints for pose runs, centres for LocNet runs."""
     model, config = load_model(run_dir, which, device)
     spec = source or config.data.val
-    dataset = build_dataset(config, "val", spec)
+    dataset = build_dataset(_with_run_cache(config, Path(run_dir)), "val", spec)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=config.train.num_workers)
     pred, gt = run_inference(model, loader, next(model.parameters()).device)
     if out_path is not None:

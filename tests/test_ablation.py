@@ -1,0 +1,301 @@
+"""Self-comparison logic: seeds per profile, aggregation over seeds, the ordering verdict
+(hand-made results), run reuse, and one tiny training run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from handpose_lib import ablation, published
+from handpose_lib.ablation import (
+    PAPER_ORDER,
+    compare_pair,
+    ordering_verdict,
+    pool_seeds,
+    seeds_for_profile,
+    success_auc,
+    summary_table,
+    variant_config,
+)
+from handpose_lib.evaluate import MethodResult
+from handpose_lib.train import SourceSpec, make_run_config
+
+
+def result(mean_mm: float, frames: int = 10, joints: int = 16, name: str = "r") -> MethodResult:
+    """Errors spread around `mean_mm` (exact mean) with a per-joint pattern."""
+    rng = np.random.default_rng(int(mean_mm * 1000))
+    errors = mean_mm + rng.uniform(-1, 1, (frames, joints))
+    errors += mean_mm - errors.mean()
+    return MethodResult(name=name, file="", dataset="icvl", subset="all", errors_mm=errors)
+
+
+def results(**means: list[float]) -> dict[str, list[MethodResult]]:
+    return {v: [result(m) for m in ms] for v, ms in means.items()}
+
+
+def test_seeds_for_profile():
+    assert seeds_for_profile("smoke") == (0, 1)
+    assert seeds_for_profile("cpu") == (0,)
+    assert seeds_for_profile("paper") == (0, 1, 2)
+    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
+        seeds_for_profile("gpu")
+
+
+def test_names_and_unknown_variant():
+    assert ablation.run_name("two_branch", 1) == "two_branch_seed1"
+    assert ablation.predictions_name("direct", 0) == "direct_seed0.txt"  # last epoch
+    assert ablation.predictions_name("direct", 0, "best") == "direct_seed0_best.txt"
+    with pytest.raises(ValueError, match="unknown checkpoint 'final'"):
+        ablation.predictions_name("direct", 0, "final")
+    with pytest.raises(ValueError, match="unknown variant 'ours'"):
+        ablation.run_name("ours", 0)
+
+
+def test_success_auc_limits_and_step():
+    assert success_auc(np.zeros((3, 4))) == 1.0
+    assert success_auc(np.full((3, 4), 100.0)) == 0.0
+    # Success from 40 mm on (<=): the trapezoid rises over 39..40, area 40.5 of 80.
+    assert success_auc(np.full((3, 4), 40.0)) == pytest.approx(40.5 / 80)
+    with pytest.raises(ValueError, match="increasing"):
+        success_auc(np.zeros((1, 1)), thresholds_mm=np.array([5.0, 1.0]))
+    with pytest.raises(ValueError, match="unknown curve"):
+        success_auc(np.zeros((1, 1)), kind="median")
+
+
+def test_pool_seeds_averages_per_joint_means():
+    a, b = result(8.0), result(12.0)
+    pooled = pool_seeds([a, b], "pooled")
+    assert pooled.frames == 20
+    np.testing.assert_allclose(pooled.per_joint_mm, (a.per_joint_mm + b.per_joint_mm) / 2)
+    assert pooled.mean_error_mm == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="share frames"):
+        pool_seeds([a, result(9.0, frames=5)], "x")
+    with pytest.raises(ValueError, match="at least one"):
+        pool_seeds([], "x")
+
+
+def test_summary_table_statistics_and_order():
+    table = summary_table(results(attention=[6.0, 7.0, 8.0], plain=[10.0, 12.0, 14.0]))
+    assert table["variant"].tolist() == ["plain", "attention"]  # paper order, not input order
+    plain = table.iloc[0]
+    assert plain["seeds"] == 3
+    assert plain["mean error (mm)"] == pytest.approx(12.0)
+    assert plain["mean error std (mm)"] == pytest.approx(2.0)  # ddof=1
+    assert (plain["mean error min (mm)"], plain["mean error max (mm)"]) == (10.0, 14.0)
+    assert plain["vs attention (mm)"] == pytest.approx(5.0)
+    assert plain["per-seed mean error (mm)"] == "10.000, 12.000, 14.000"
+    assert plain["AUC max min"] <= plain["AUC max"] <= plain["AUC max max"]
+    # Lower error, larger area under the success curve.
+    assert table.iloc[1]["AUC max"] > plain["AUC max"]
+
+
+def test_summary_table_one_seed_has_no_std():
+    table = summary_table(results(direct=[9.0]))
+    assert np.isnan(table.iloc[0]["mean error std (mm)"])
+    assert np.isnan(table.iloc[0]["vs attention (mm)"])  # no attention row to compare with
+
+
+def test_summary_table_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown variant"):
+        summary_table(results(ours=[1.0]))
+    with pytest.raises(ValueError, match="no results"):
+        summary_table({"plain": []})
+    diverged = MethodResult("nan", "", "icvl", "all", np.full((2, 16), np.nan))
+    with pytest.raises(ValueError, match="non-finite"):
+        summary_table({"plain": [diverged]})
+
+
+def test_compare_pair_statuses():
+    holds = compare_pair("plain", [10.0, 11.0], "attention", [7.0, 8.0])
+    assert (holds.status, holds.difference_mm) == ("holds", pytest.approx(3.0))
+    reversed_ = compare_pair("plain", [7.0, 8.0], "attention", [10.0, 11.0])
+    assert reversed_.status == "does not hold" and reversed_.difference_mm < 0
+    # 0.5 mm apart on average, but seeds overlap: smaller than the spread.
+    overlap = compare_pair("direct", [8.0, 9.2], "attention", [7.9, 8.3])
+    assert overlap.status == "not resolved" and "within the seed spread" in overlap.reason
+    # One seed: even a large difference is no finding; the direction is still reported.
+    single = compare_pair("plain", [20.0], "attention", [5.0])
+    assert single.status == "not resolved"
+    assert "one seed" in single.reason and "as the paper says" in single.reason
+    with pytest.raises(ValueError, match=">= 1 seed"):
+        compare_pair("plain", [], "attention", [5.0])
+
+
+def test_ordering_verdict_holds_with_separated_seeds():
+    verdict = ordering_verdict(
+        results(plain=[14.0, 15.0], two_branch=[11.0, 12.0], direct=[9.0, 10.0], attention=[7, 8])
+    )
+    assert verdict.status == "holds"
+    assert verdict.variants == verdict.observed_order == PAPER_ORDER
+    assert len(verdict.pairs) == 6  # every pair, the three neighbouring ones first
+    assert [(p.worse, p.better) for p in verdict.pairs[:3]] == list(
+        zip(PAPER_ORDER, PAPER_ORDER[1:], strict=False)
+    )
+    assert "HOLDS" in verdict.text and "2 seeds" in verdict.text
+    assert verdict.table()["status"].tolist() == ["holds"] * 6
+
+
+def test_ordering_verdict_one_reversed_pair_does_not_hold():
+    verdict = ordering_verdict(
+        results(plain=[14.0, 15.0], two_branch=[11.0, 12.0], direct=[6.0, 6.5], attention=[8, 9])
+    )
+    assert verdict.status == "does not hold"
+    assert verdict.observed_order == ("plain", "two_branch", "attention", "direct")
+    assert "unlike the paper's" in verdict.text
+
+
+def test_ordering_verdict_overlap_or_one_seed_is_not_resolved():
+    overlap = ordering_verdict(results(direct=[9.0, 10.0], attention=[8.5, 9.5]))
+    assert overlap.status == "not resolved"
+    # One seed, differences in the paper's direction: plausible, never "holds".
+    one = ordering_verdict(results(plain=[15.0], two_branch=[12.0], direct=[10.0], attention=[8.0]))
+    assert one.status == "not resolved"
+    assert one.observed_order == PAPER_ORDER
+    assert "One seed" in one.text and "the same as the paper's" in one.text
+    assert one.status in ablation.VERDICTS
+    with pytest.raises(ValueError, match="at least two variants"):
+        ordering_verdict(results(plain=[15.0]))
+
+
+def test_error_parts():
+    gt = np.zeros((2, 3, 3))
+    pred = gt.copy()
+    pred[..., 0] += 3.0
+    pred[..., 1] += 4.0
+    pred[..., 2] -= 2.0
+    assert ablation.error_parts(pred, gt) == {"2D error (px)": 5.0, "depth error (mm)": 2.0}
+    with pytest.raises(ValueError, match="shapes"):
+        ablation.error_parts(pred[:1], gt)
+
+
+# --------------------------------------------------------------------------------------------
+# Configs, reuse and one real run
+
+
+def test_variant_config_changes_only_variant_and_seed():
+    base = make_run_config("smoke", "attention")
+    config = variant_config(base, "two_branch", 3)
+    assert (config.model.variant, config.train.seed) == ("two_branch", 3)
+    assert ablation.config_differences(base, config) == ["model.variant", "train.seed"]
+    # The same as asking the trainer for the variant directly.
+    assert variant_config(base, "plain", 0) == make_run_config("smoke", "plain")
+    with pytest.raises(ValueError, match="pose run config"):
+        variant_config(make_run_config("smoke", "locnet"), "plain", 0)
+
+
+def test_config_differences_ignores_bookkeeping_only():
+    base = make_run_config("smoke", "attention")
+    cosmetic = base.with_overrides({"train.progress": True, "train.num_workers": 2})
+    assert ablation.config_differences(base, cosmetic) == []
+    assert ablation.config_differences(base, base.with_overrides({"train.epochs": 5})) == [
+        "train.epochs"
+    ]
+
+
+def test_weight_differences_ignore_validation_for_last_weights():
+    base = make_run_config("smoke", "attention")
+    other_val = base.with_overrides({"data.val.centers": "joints", "data.val.num_frames": 4})
+    assert ablation.weight_differences(base, other_val, "last") == []
+    assert ablation.weight_differences(base, other_val, "best") == [
+        "data.val.centers",
+        "data.val.num_frames",
+    ]
+    no_val = base.with_overrides({"data.val": None, "train.lr": 0.5})
+    assert ablation.weight_differences(base, no_val, "last") == ["train.lr"]
+
+
+def test_reusable_run_needs_same_config_and_all_epochs(tmp_path):
+    config = make_run_config("smoke", "attention")
+    assert not ablation.reusable_run(tmp_path / "missing", config)
+    config.save(tmp_path / "config.json")
+    assert not ablation.reusable_run(tmp_path, config)  # not finished: no summary.json
+    (tmp_path / "summary.json").write_text(json.dumps({"epochs": config.train.epochs}))
+    assert ablation.reusable_run(tmp_path, config)
+    assert not ablation.reusable_run(tmp_path, config.with_overrides({"train.seed": 1}))
+    other_val = config.with_overrides({"data.val.centers": "joints"})
+    assert ablation.reusable_run(tmp_path, other_val, "last")
+    assert not ablation.reusable_run(tmp_path, other_val, "best")
+    (tmp_path / "summary.json").write_text(json.dumps({"epochs": config.train.epochs - 1}))
+    assert not ablation.reusable_run(tmp_path, config)  # interrupted
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(published.FormatError, match="summary.json"):
+        ablation.reusable_run(tmp_path, config)
+
+
+def test_validation_labels(published_dir):
+    rendered = ablation.validation_labels(SourceSpec("rendered"))
+    np.testing.assert_array_equal(rendered, published.load_labels("icvl"))
+    synthetic = SourceSpec("synthetic", num_frames=2, seed=1)
+    from handpose_lib.datasets.synthetic import SyntheticSource
+
+    expected = np.stack([f.uvd for f in (SyntheticSource(2, seed=1)[i] for i in range(2))])
+    np.testing.assert_array_equal(ablation.validation_labels(synthetic), expected)
+
+
+@pytest.fixture
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: threads only add overhead
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_train_or_reuse_end_to_end(tmp_path, _one_thread):
+    base = make_run_config("smoke", "attention").with_overrides(
+        {
+            "train.epochs": 1,
+            "train.lr_milestones": [1],
+            "train.batch_size": 2,
+            "data.train.num_frames": 4,
+            "data.val.num_frames": 3,
+        }
+    )
+    run = ablation.train_or_reuse(base, "plain", 1, tmp_path / "selfcomp", tmp_path / "pred")
+    assert run.run_dir == tmp_path / "selfcomp" / "plain_seed1"
+    assert run.origin == "trained"
+    assert run.predictions == tmp_path / "pred" / "plain_seed1.txt"
+    assert published.read_uvd(run.predictions, 16).shape == (3, 16, 3)
+    assert run.result.frames == 3 and np.isfinite(run.result.mean_error_mm)
+    assert run.result.name == "Plain (one-task 3D regression), seed 1"
+
+    # Again: the finished run is loaded, not retrained, and evaluates identically.
+    mtime = (run.run_dir / "checkpoint.pt").stat().st_mtime_ns
+    again = ablation.train_or_reuse(base, "plain", 1, tmp_path / "selfcomp", tmp_path / "pred")
+    assert (run.run_dir / "checkpoint.pt").stat().st_mtime_ns == mtime
+    assert again.origin == "loaded (finished earlier)"
+    np.testing.assert_array_equal(again.result.errors_mm, run.result.errors_mm)
+
+    # An identical finished run elsewhere stands in; nothing is trained under run_root.
+    reused = ablation.train_or_reuse(
+        base, "plain", 1, tmp_path / "other", tmp_path / "pred2", reuse=[run.run_dir]
+    )
+    assert reused.origin == f"reused {run.run_dir}"
+    assert not (tmp_path / "other").exists()
+    np.testing.assert_array_equal(reused.result.errors_mm, run.result.errors_mm)
+
+    # Other validation centres: the last weights stand, evaluated on the new crops.
+    joints_val = base.with_overrides({"data.val.centers": "joints"})
+    moved = ablation.train_or_reuse(joints_val, "plain", 1, tmp_path / "selfcomp", tmp_path / "p3")
+    assert moved.origin == "loaded (finished earlier)"
+    assert not np.array_equal(moved.result.errors_mm, run.result.errors_mm)
+    # best.pt was chosen on the old validation crops: that run is no stand-in.
+    with pytest.raises(ValueError, match="best.pt was chosen with other validation settings"):
+        ablation.train_or_reuse(
+            joints_val, "plain", 1, tmp_path / "selfcomp", tmp_path / "p3", which="best"
+        )
+
+    # A finished run of another config in the folder is refused, never silently used.
+    with pytest.raises(ValueError, match="cannot resume with a different config"):
+        ablation.train_or_reuse(
+            base.with_overrides({"train.lr": 0.02}), "plain", 1, tmp_path / "selfcomp", tmp_path
+        )
+
+    # Labels that are not the validation frames' are caught, not silently evaluated.
+    wrong = ablation.validation_labels(base.data.val)[::-1].copy()
+    with pytest.raises(ValueError, match="do not\\s+belong|labels do not"):
+        ablation.train_or_reuse(
+            base, "plain", 1, tmp_path / "selfcomp", tmp_path / "pred", labels=wrong
+        )
