@@ -25,6 +25,7 @@ from PIL import Image
 
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets.frame import DepthFrame
+from handpose_lib.datasets.png import read_png
 from handpose_lib.joints import ICVL_JOINT_NAMES
 from handpose_lib.published import TEST_SUBSETS, FormatError, read_uvd
 
@@ -37,15 +38,7 @@ SPLITS = ("train", "test", *TEST_SEQUENCES)
 
 def read_depth_png(path: str | os.PathLike) -> np.ndarray:
     """(240, 320) float32 depth in mm from an ICVL 16-bit PNG."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: ICVL depth image not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            pixels = np.asarray(image)
-    except (OSError, SyntaxError) as err:  # Pillow reports truncated/corrupt files so
-        raise FormatError(f"{path}: unreadable PNG ({err}); expected a 16-bit depth PNG") from err
+    _, pixels = read_png(path, "an ICVL 16-bit depth PNG")
     if pixels.shape != DEPTH_SHAPE or pixels.dtype.kind not in "iu":
         raise FormatError(
             f"{path}: image is {pixels.shape} {pixels.dtype}, expected a {DEPTH_SHAPE} "

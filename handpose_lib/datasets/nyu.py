@@ -27,6 +27,7 @@ from PIL import Image
 from handpose_lib.camera import NYU
 from handpose_lib.datasets.frame import DepthFrame
 from handpose_lib.datasets.icvl import resolve_root
+from handpose_lib.datasets.png import read_png
 from handpose_lib.joints import NYU_EVAL_JOINT_IDS
 from handpose_lib.published import FormatError
 
@@ -40,16 +41,7 @@ MAT_VARIABLES = ("joint_uvd", "joint_xyz", "joint_names")
 
 def read_depth_png(path: str | os.PathLike) -> np.ndarray:
     """(480, 640) float32 depth in mm from an NYU PNG (green * 256 + blue; 0 = no reading)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: NYU depth image not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            pixels = np.asarray(image)
-    except (OSError, SyntaxError) as err:  # Pillow's way of reporting truncated/corrupt files
-        raise FormatError(f"{path}: unreadable PNG ({err}); expected an NYU RGB depth PNG") from err
+    mode, pixels = read_png(path, "an NYU RGB depth PNG")
     if mode != "RGB" or pixels.shape != (*DEPTH_SHAPE, 3):
         raise FormatError(
             f"{path}: image is {mode} {pixels.shape}, expected a {DEPTH_SHAPE} RGB PNG with "
