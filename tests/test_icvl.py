@@ -225,3 +225,14 @@ def test_real_published_test_labels_give_the_published_order(tmp_path, published
     assert len(source) == 1596
     assert source.names == published.load_test_list("icvl", local_dir=published_dir)
     np.testing.assert_array_equal(source.uvd, published.load_labels("icvl", published_dir))
+
+
+def test_cache_key_changes_when_labels_change(icvl_root):
+    """A relabelled file with the same frame count must not reuse a stale crop cache."""
+    root, fixture = icvl_root
+    names, _, uvd = fixture["train"]
+    before = IcvlSource(root, "train").cache_key
+    assert before == IcvlSource(root, "train").cache_key
+    assert before != IcvlSource(root, "train", originals_only=True).cache_key
+    write_label_file(root / "Training" / "labels.txt", names, uvd + 1.0)
+    assert IcvlSource(root, "train").cache_key != before

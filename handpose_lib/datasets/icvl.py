@@ -158,9 +158,7 @@ class IcvlSource:
             raise FileNotFoundError(f"{self.image_dir}: ICVL depth image folder not found")
         self.names = names
         self.uvd = uvd
-        self.cache_key = (
-            f"icvl:{self.root.resolve()}:{split}:originals={originals_only}:{len(names)}"
-        )
+        self.originals_only = originals_only
 
     def __len__(self) -> int:
         return len(self.names)
