@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from handpose_lib import evaluate, metrics, plots, published
+from handpose_lib import evaluate, metrics, plots, uvd_format
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.joints import num_joints
 from handpose_lib.train import EpochCallback, EvenSubset, RunConfig, SourceSpec
@@ -152,7 +152,7 @@ def reusable_run(run_dir: str | os.PathLike, config: RunConfig, which: str = "la
     try:
         epochs = json.loads(summary.read_text())["epochs"]
     except (json.JSONDecodeError, KeyError) as err:
-        raise published.FormatError(f"{summary}: no readable 'epochs' field ({err})") from None
+        raise uvd_format.FormatError(f"{summary}: no readable 'epochs' field ({err})") from None
     return epochs == config.train.epochs
 
 
@@ -481,7 +481,7 @@ def error_parts(pred_uvd: np.ndarray, gt_uvd: np.ndarray) -> dict[str, float]:
 
 def run_error_parts(run: AblationRun, labels: np.ndarray) -> dict[str, float]:
     """`error_parts` of a run's prediction file against the validation labels."""
-    pred = published.read_uvd(run.predictions, num_joints(run.result.dataset))
+    pred = uvd_format.read_uvd(run.predictions, num_joints(run.result.dataset))
     return error_parts(pred, labels)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handpose_lib import metrics, published
+from handpose_lib import metrics, published, uvd_format
 from handpose_lib.camera import Camera, camera_for
 from handpose_lib.joints import JOINT_NAMES, num_joints
 
@@ -87,7 +87,7 @@ def evaluate_file(
     by frame. With a custom ground truth that is not the full test set, sizes must match.
     """
     path = Path(path)
-    pred_uvd = published.read_uvd(path, num_joints(dataset))
+    pred_uvd = uvd_format.read_uvd(path, num_joints(dataset))
     if len(pred_uvd) == len(gt_uvd):
         subset, gt_part = "all", gt_uvd
     elif len(gt_uvd) == published.test_frame_count(dataset):
@@ -95,7 +95,7 @@ def evaluate_file(
         start, stop = published.TEST_SUBSETS[dataset][subset]
         gt_part = gt_uvd[start:stop]
     else:
-        raise published.FormatError(
+        raise uvd_format.FormatError(
             f"{path}: {len(pred_uvd)} frames, the ground truth has {len(gt_uvd)}"
         )
     return evaluate_uvd(
@@ -121,7 +121,7 @@ def evaluate_published(
         path = published.fetch(entry, local_dir=local_dir)
         result = evaluate_file(path, dataset, gt_uvd, name=entry.method, camera=camera)
         if result.subset != entry.subset:
-            raise published.FormatError(
+            raise uvd_format.FormatError(
                 f"{path}: covers {result.subset}, the registry says {entry.subset}"
             )
         results.append(result)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or [None] * len(args.pred_files)
     try:
         if args.gt:
-            gt_uvd = published.read_uvd(args.gt, num_joints(args.dataset))
+            gt_uvd = uvd_format.read_uvd(args.gt, num_joints(args.dataset))
         else:
             gt_uvd = published.load_labels(args.dataset, local_dir=args.published_dir)
         results = [

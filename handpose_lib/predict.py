@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from handpose_lib import published
+from handpose_lib import uvd_format
 from handpose_lib.preprocess import crop_to_image
 
 
@@ -106,7 +106,7 @@ def write_predictions(path: str | os.PathLike, pred_uvd: np.ndarray) -> Path:
     pred_uvd = np.asarray(pred_uvd, dtype=np.float64)
     if pred_uvd.ndim == 2:
         pred_uvd = pred_uvd[:, None, :]
-    return published.write_uvd(path, pred_uvd)
+    return uvd_format.write_uvd(path, pred_uvd)
 
 
 def read_centers(path: str | os.PathLike, expected_frames: int | None = None) -> np.ndarray:
@@ -114,7 +114,7 @@ def read_centers(path: str | os.PathLike, expected_frames: int | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: centres file not found")
-    return published.read_uvd(path, 1, expected_frames=expected_frames)[:, 0]
+    return uvd_format.read_uvd(path, 1, expected_frames=expected_frames)[:, 0]
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

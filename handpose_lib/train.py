@@ -48,7 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from handpose_lib import published
+from handpose_lib import uvd_format
 from handpose_lib.evaluate import MethodResult, evaluate_uvd
 from handpose_lib.joints import num_joints
 from handpose_lib.models import (
@@ -312,13 +312,13 @@ class RunConfig:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise published.FormatError(
+            raise uvd_format.FormatError(
                 f"{path}:{err.lineno}: not valid JSON ({err.msg})"
             ) from None
         try:
             return cls.from_dict(data)
         except (ValueError, TypeError, KeyError) as err:
-            raise published.FormatError(f"{path}: {err}") from None
+            raise uvd_format.FormatError(f"{path}: {err}") from None
 
 
 def _check_keys(data: Any, names: set[str], where: str, optional: set[str] = frozenset()) -> None:
@@ -615,7 +615,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: checkpoint not found")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("version") != CHECKPOINT_VERSION:
-        raise published.FormatError(
+        raise uvd_format.FormatError(
             f"{path}: checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}"
         )
     return state

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from handpose_lib import ablation, published
+from handpose_lib import ablation, published, uvd_format
 from handpose_lib.ablation import (
     PAPER_ORDER,
     compare_pair,
@@ -221,7 +221,7 @@ def test_reusable_run_needs_same_config_and_all_epochs(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"epochs": config.train.epochs - 1}))
     assert not ablation.reusable_run(tmp_path, config)  # interrupted
     (tmp_path / "summary.json").write_text("{}")
-    with pytest.raises(published.FormatError, match="summary.json"):
+    with pytest.raises(uvd_format.FormatError, match="summary.json"):
         ablation.reusable_run(tmp_path, config)
 
 
@@ -257,7 +257,7 @@ def test_train_or_reuse_end_to_end(tmp_path, _one_thread):
     assert run.run_dir == tmp_path / "selfcomp" / "plain_seed1"
     assert run.origin == "trained"
     assert run.predictions == tmp_path / "pred" / "plain_seed1.txt"
-    assert published.read_uvd(run.predictions, 16).shape == (3, 16, 3)
+    assert uvd_format.read_uvd(run.predictions, 16).shape == (3, 16, 3)
     assert run.result.frames == 3 and np.isfinite(run.result.mean_error_mm)
     assert run.result.name == "Plain (one-task 3D regression), seed 1"
 

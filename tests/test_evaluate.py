@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from handpose_lib import evaluate, published
+from handpose_lib import evaluate, published, uvd_format
 from handpose_lib.camera import ICVL
 
 
@@ -19,14 +19,14 @@ def test_perfect_predictions_have_zero_error(icvl_gt):
 
 def test_known_offset_in_camera_space(icvl_gt, tmp_path):
     xyz = ICVL.uvd_to_xyz(icvl_gt) + [3.0, 4.0, 0.0]  # 5 mm everywhere
-    path = published.write_uvd(tmp_path / "shifted.txt", ICVL.xyz_to_uvd(xyz), decimals=6)
+    path = uvd_format.write_uvd(tmp_path / "shifted.txt", ICVL.xyz_to_uvd(xyz), decimals=6)
     result = evaluate.evaluate_file(path, "icvl", icvl_gt)
     assert result.mean_error_mm == pytest.approx(5.0, abs=1e-3)
     np.testing.assert_allclose(result.per_joint_mm, 5.0, atol=1e-3)
 
 
 def test_partial_file_is_evaluated_on_its_subset(icvl_gt, tmp_path):
-    path = published.write_uvd(tmp_path / "seq1.txt", icvl_gt[:702])
+    path = uvd_format.write_uvd(tmp_path / "seq1.txt", icvl_gt[:702])
     result = evaluate.evaluate_file(path, "icvl", icvl_gt)
     assert (result.subset, result.frames) == ("test_seq_1", 702)
     assert result.mean_error_mm < 1e-3
@@ -39,7 +39,7 @@ def test_published_subset_files_are_marked(published_dir):
 
 def test_cli_json_on_a_file_outside_the_registry(icvl_gt, tmp_path, published_dir, capsys):
     noisy = icvl_gt + np.random.default_rng(0).normal(0, 1, icvl_gt.shape)
-    path = published.write_uvd(tmp_path / "mine.txt", noisy)
+    path = uvd_format.write_uvd(tmp_path / "mine.txt", noisy)
     code = evaluate.main(
         ["icvl", str(path), "--json", "--names", "Mine", "--published-dir", str(published_dir)]
     )
@@ -61,8 +61,8 @@ def test_cli_table_output(published_dir, capsys):
 
 def test_cli_custom_ground_truth(tmp_path, capsys):
     gt = np.random.default_rng(2).uniform(100, 300, (3, 14, 3))
-    gt_path = published.write_uvd(tmp_path / "gt.txt", gt)
-    pred_path = published.write_uvd(tmp_path / "pred.txt", gt)
+    gt_path = uvd_format.write_uvd(tmp_path / "gt.txt", gt)
+    pred_path = uvd_format.write_uvd(tmp_path / "pred.txt", gt)
     assert evaluate.main(["nyu", str(pred_path), "--gt", str(gt_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["methods"][0]["mean_error_mm"] < 1e-3
 
@@ -75,7 +75,7 @@ def test_cli_reports_malformed_file_and_exits_2(tmp_path, published_dir, capsys)
 
 
 def test_cli_rejects_wrong_frame_count(tmp_path, icvl_gt, published_dir, capsys):
-    path = published.write_uvd(tmp_path / "short.txt", icvl_gt[:100])
+    path = uvd_format.write_uvd(tmp_path / "short.txt", icvl_gt[:100])
     assert evaluate.main(["icvl", str(path), "--published-dir", str(published_dir)]) == 2
     assert "short.txt: 100 frames, expected one of" in capsys.readouterr().err
 

@@ -18,7 +18,7 @@ from handpose_lib.datasets.icvl import (
     write_depth_png,
     write_label_file,
 )
-from handpose_lib.published import FormatError
+from handpose_lib.uvd_format import FormatError
 
 
 def random_depth(rng) -> np.ndarray:

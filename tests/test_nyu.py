@@ -19,7 +19,7 @@ from handpose_lib.datasets.nyu import (
     write_joint_data,
 )
 from handpose_lib.joints import NYU_EVAL_JOINT_IDS
-from handpose_lib.published import FormatError
+from handpose_lib.uvd_format import FormatError
 
 JOINT_NAMES = [f"J{i:02d}" for i in range(36)]
 

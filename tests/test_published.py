@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handpose_lib import published
-from handpose_lib.published import ChecksumError, FormatError
+from handpose_lib import published, uvd_format
+from handpose_lib.published import ChecksumError
+from handpose_lib.uvd_format import FormatError
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -116,7 +117,7 @@ def test_download_with_wrong_checksum_is_refused(upstream_server, tmp_path):
 
 def test_read_uvd_shapes_and_values(tmp_path):
     path = _write(tmp_path / "p.txt", ["1 2 3 4 5 6", "7 8 9 10 11 12"])
-    uvd = published.read_uvd(path, num_joints=2)
+    uvd = uvd_format.read_uvd(path, num_joints=2)
     assert uvd.shape == (2, 2, 3)
     np.testing.assert_array_equal(uvd[1, 0], [7, 8, 9])
 
@@ -124,45 +125,45 @@ def test_read_uvd_shapes_and_values(tmp_path):
 def test_wrong_number_of_values_names_file_and_line(tmp_path):
     path = _write(tmp_path / "p.txt", [_frame(), "1 2 3 4 5"])
     with pytest.raises(FormatError, match=r"p\.txt:2: 5 values, expected 6"):
-        published.read_uvd(path, num_joints=2)
+        uvd_format.read_uvd(path, num_joints=2)
 
 
 def test_non_numeric_value_names_file_line_and_value(tmp_path):
     path = _write(tmp_path / "p.txt", [_frame(), _frame(), "1 2 abc 4 5 6"])
     with pytest.raises(FormatError, match=r"p\.txt:3: value 3 is 'abc', expected a number"):
-        published.read_uvd(path, num_joints=2)
+        uvd_format.read_uvd(path, num_joints=2)
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "NaN"])
 def test_nan_and_inf_are_rejected(tmp_path, bad):
     path = _write(tmp_path / "p.txt", [f"1 2 3 4 5 {bad}"])
     with pytest.raises(FormatError, match=r"p\.txt:1: value 6 .* finite number"):
-        published.read_uvd(path, num_joints=2)
+        uvd_format.read_uvd(path, num_joints=2)
 
 
 def test_frame_count_must_match_ground_truth(tmp_path):
     path = _write(tmp_path / "p.txt", [_frame()] * 3)
     with pytest.raises(FormatError, match=r"p\.txt: 3 frames, expected 4"):
-        published.read_uvd(path, num_joints=2, expected_frames=4)
+        uvd_format.read_uvd(path, num_joints=2, expected_frames=4)
 
 
 def test_blank_line_inside_file_is_an_error_but_trailing_blanks_are_not(tmp_path):
     inside = _write(tmp_path / "inside.txt", [_frame(), "", _frame()])
     with pytest.raises(FormatError, match=r"inside\.txt:2: blank line"):
-        published.read_uvd(inside, num_joints=2)
+        uvd_format.read_uvd(inside, num_joints=2)
     trailing = _write(tmp_path / "trailing.txt", [_frame(), _frame(), "", ""])
-    assert published.read_uvd(trailing, num_joints=2).shape == (2, 2, 3)
+    assert uvd_format.read_uvd(trailing, num_joints=2).shape == (2, 2, 3)
 
 
 def test_empty_and_binary_files_are_errors(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(FormatError, match="no frames"):
-        published.read_uvd(empty, num_joints=2)
+        uvd_format.read_uvd(empty, num_joints=2)
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(FormatError, match="binary.txt: not a text file"):
-        published.read_uvd(binary, num_joints=2)
+        uvd_format.read_uvd(binary, num_joints=2)
 
 
 def test_windows_line_endings_of_original_icvl_files(tmp_path):
@@ -170,19 +171,19 @@ def test_windows_line_endings_of_original_icvl_files(tmp_path):
     path.write_bytes(
         b"img_0.png " + _frame().encode() + b"\r\r\nimg_1.png " + b"2 " * 6 + b"\r\r\n"
     )
-    uvd = published.read_uvd(path, num_joints=2, values_start=1)
+    uvd = uvd_format.read_uvd(path, num_joints=2, values_start=1)
     assert uvd.shape == (2, 2, 3) and uvd[1, 1, 2] == 2.0
 
 
 def test_write_read_round_trip(tmp_path):
     uvd = np.random.default_rng(1).uniform(0, 500, (5, 14, 3))
-    path = published.write_uvd(tmp_path / "out" / "pred.txt", uvd)
-    np.testing.assert_allclose(published.read_uvd(path, 14), uvd, atol=5e-4)
+    path = uvd_format.write_uvd(tmp_path / "out" / "pred.txt", uvd)
+    np.testing.assert_allclose(uvd_format.read_uvd(path, 14), uvd, atol=5e-4)
 
 
 def test_write_refuses_nan(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
-        published.write_uvd(tmp_path / "x.txt", np.full((1, 2, 3), np.nan))
+        uvd_format.write_uvd(tmp_path / "x.txt", np.full((1, 2, 3), np.nan))
 
 
 # --- the real files ---------------------------------------------------------------------
@@ -196,7 +197,7 @@ def test_labels_load_with_expected_shapes(published_dir):
 
 def test_icvl_sequence_files_concatenate_to_test_labels(published_dir):
     seqs = [
-        published.read_uvd(published_dir / "icvl" / f"test_seq_{i}.txt", 16, values_start=1)
+        uvd_format.read_uvd(published_dir / "icvl" / f"test_seq_{i}.txt", 16, values_start=1)
         for i in (1, 2)
     ]
     labels = published.load_labels("icvl", published_dir)

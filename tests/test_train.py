@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import torch
 
-from handpose_lib import published
 from handpose_lib import train as trainer
+from handpose_lib import uvd_format
 from handpose_lib.evaluate import evaluate_uvd
 from handpose_lib.predict import predict, read_centers, write_predictions
 from handpose_lib.train import (
@@ -71,10 +71,12 @@ def test_config_errors_name_the_field(tmp_path):
     bad["train"]["lr_schedule"] = [1, 2]
     path = tmp_path / "config.json"
     path.write_text(json.dumps(bad))
-    with pytest.raises(published.FormatError, match=r"config.json: config.train: unknown .*lr_sch"):
+    with pytest.raises(
+        uvd_format.FormatError, match=r"config.json: config.train: unknown .*lr_sch"
+    ):
         RunConfig.load(path)
     path.write_text("{")
-    with pytest.raises(published.FormatError, match="config.json:1: not valid JSON"):
+    with pytest.raises(uvd_format.FormatError, match="config.json:1: not valid JSON"):
         RunConfig.load(path)
     with pytest.raises(FileNotFoundError):
         RunConfig.load(tmp_path / "missing")
@@ -170,7 +172,7 @@ def test_predictions_in_community_format(tmp_path):
     train(smoke(**{"train.epochs": 1}), tmp_path / "pose")
     out = tmp_path / "pose_preds.txt"
     result = evaluate_run(tmp_path / "pose", out_path=out, device="cpu")
-    uvd = published.read_uvd(out, 16, expected_frames=8)
+    uvd = uvd_format.read_uvd(out, 16, expected_frames=8)
     assert np.isfinite(result.mean_error_mm) and result.errors_mm.shape == (8, 16)
 
     model, config = load_model(tmp_path / "pose")
@@ -193,7 +195,7 @@ def test_predictions_in_community_format(tmp_path):
     item = trainer.build_dataset(config, "val", spec)[0]
     np.testing.assert_allclose(item["center_uvd"].numpy(), centers[0])
     write_predictions(tmp_path / "again.txt", centers)
-    with pytest.raises(published.FormatError, match="8 frames, expected 16"):
+    with pytest.raises(uvd_format.FormatError, match="8 frames, expected 16"):
         read_centers(tmp_path / "again.txt", expected_frames=16)
 
 

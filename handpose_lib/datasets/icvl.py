@@ -27,7 +27,8 @@ from handpose_lib.camera import ICVL
 from handpose_lib.datasets.frame import DepthFrame
 from handpose_lib.datasets.png import read_png
 from handpose_lib.joints import ICVL_JOINT_NAMES
-from handpose_lib.published import TEST_SUBSETS, FormatError, read_uvd
+from handpose_lib.published import TEST_SUBSETS
+from handpose_lib.uvd_format import FormatError, read_uvd
 
 NUM_JOINTS = len(ICVL_JOINT_NAMES)
 DEPTH_SHAPE = (ICVL.height, ICVL.width)  # (H, W)

@@ -29,7 +29,7 @@ from handpose_lib.datasets.frame import DepthFrame
 from handpose_lib.datasets.icvl import resolve_root
 from handpose_lib.datasets.png import read_png
 from handpose_lib.joints import NYU_EVAL_JOINT_IDS
-from handpose_lib.published import FormatError
+from handpose_lib.uvd_format import FormatError
 
 DEPTH_SHAPE = (NYU.height, NYU.width)  # (H, W)
 NUM_KINECTS = 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from handpose_lib.published import FormatError
+from handpose_lib.uvd_format import FormatError
 
 
 def read_png(path: str | os.PathLike, what: str) -> tuple[str, np.ndarray]:
