@@ -1,4 +1,4 @@
-"""Epoch time of the training profiles on this machine, through `handpose_lib.train` itself.
+"""Epoch time of the training profiles on this machine, through `handpose_lib.training` itself.
 
 For each profile and model: trains 2 short epochs of `--steps` optimizer steps without
 validation (the second epoch is timed, the first pays for warm-up), times `evaluate_run` on
@@ -19,13 +19,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from handpose_lib.train import (
-    build_source,
-    evaluate_run,
-    make_run_config,
-    select_device,
-    train,
-)
+from handpose_lib.profiles import make_run_config
+from handpose_lib.training.data import build_source
+from handpose_lib.training.distributed import select_device
+from handpose_lib.training.engine import train
+from handpose_lib.training.inference import evaluate_run
 
 
 def bench(profile: str, model: str, steps: int, val_frames: int, threads: int) -> dict:

@@ -4,31 +4,49 @@ The four PoseNet variants, in the order the paper reports them, worst to best in
 
     plain > two_branch > direct > attention
 
-Each variant is trained with the same data and budget for a few seeds (`seeds_for_profile`),
-predicts the same validation frames, and is evaluated from its community-format prediction
-file by `evaluate.evaluate_file`, the code path of Table 1. `summary_table` aggregates over
-seeds; `ordering_verdict` says whether the paper's ordering holds, and calls a difference
-resolved only when it is larger than the spread over seeds (every seed of one variant beats
-every seed of the other). With one seed nothing is resolved: a single training run cannot tell
-a real difference from the luck of initialization and data order.
+Each variant is trained with the same data and budget for the profile's seeds
+(`profiles.Profile.seeds`), predicts the same validation frames, and is evaluated from its
+community-format prediction file by `evaluate.evaluate_file`, the code path of Table 1.
+`summary_table` aggregates over seeds; `ordering_verdict` says whether the paper's ordering
+holds, and calls a difference resolved only when it is larger than the spread over seeds (every
+seed of one variant beats every seed of the other). With one seed nothing is resolved: a single
+training run cannot tell a real difference from the luck of initialization and data order.
+
+A finished run is reused only when its config (`training.config.weight_differences`) and its
+code (`training.provenance`) match; otherwise `train_or_reuse` says why and trains again.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 
-from handpose_lib import evaluate, metrics, plots, uvd_format
+from handpose_lib import evaluate, metrics
+from handpose_lib.datasets.frame import FrameSource
 from handpose_lib.evaluate import MethodResult
-from handpose_lib.joints import num_joints
-from handpose_lib.train import EpochCallback, EvenSubset, RunConfig, SourceSpec
+from handpose_lib.profiles import get_profile
+from handpose_lib.training import provenance
+from handpose_lib.training.config import (
+    ConfigError,
+    RunConfig,
+    SourceSpec,
+    load_provenance,
+    resume_differences,
+    validation_differences,
+    validation_fields,
+    weight_differences,
+)
+from handpose_lib.training.data import EvenSubset, build_source
+from handpose_lib.training.engine import EpochCallback, train
+from handpose_lib.training.inference import evaluate_run
 
 # The paper's ordering, worst to best (Fig. 3 a-b, Section 4.1).
 PAPER_ORDER = ("plain", "two_branch", "direct", "attention")
@@ -45,26 +63,18 @@ VARIANT_REMOVES = {
     "direct": "the attention: depth reads the detection features themselves",
     "attention": "nothing (Eq. 3: depth reads shallow features masked by the heatmaps)",
 }
-# Training seeds per profile. cpu: the 30-minute CPU budget holds one run per variant.
-SEEDS_PER_PROFILE = {"smoke": 2, "cpu": 1, "paper": 3}
-# Config fields that do not change what a run computes.
-NON_RESULT_FIELDS = ("train.progress", "train.num_workers", "train.device")
-# Fields that only steer the validation during training: they decide best.pt and the logged
-# validation error, never the weights of the last epoch (validation runs in eval mode and draws
-# no random numbers).
-VALIDATION_FIELDS = ("data.val", "train.val_every")
 CHECKPOINTS = ("last", "best")
 # Largest difference (mm) between evaluating the run in memory and its 3-decimal file.
 FILE_ROUNDING_TOLERANCE_MM = 0.01
 VERDICTS = ("holds", "does not hold", "not resolved")
 _PHRASES = {"holds": "HOLDS", "does not hold": "DOES NOT HOLD", "not resolved": "is NOT RESOLVED"}
+# Suffix of the folder a run made by other code is moved to before training again.
+STALE_SUFFIX = ".stale"
 
 
 def seeds_for_profile(profile: str) -> tuple[int, ...]:
-    """Training seeds of a profile: smoke (0, 1), cpu (0,), paper (0, 1, 2)."""
-    if profile not in SEEDS_PER_PROFILE:
-        raise ValueError(f"unknown profile {profile!r}: expected one of {list(SEEDS_PER_PROFILE)}")
-    return tuple(range(SEEDS_PER_PROFILE[profile]))
+    """Training seeds of a profile (`Profile.seeds`): smoke (0, 1), cpu (0,), paper (0, 1, 2)."""
+    return get_profile(profile).seeds
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -103,66 +113,58 @@ def variant_config(base: RunConfig, variant: str, seed: int) -> RunConfig:
     return base.with_overrides({"model.variant": variant, "train.seed": seed})
 
 
-def config_differences(
-    a: RunConfig, b: RunConfig, ignore: Sequence[str] = NON_RESULT_FIELDS
-) -> list[str]:
-    """Dotted names of the fields in which two configs differ, except `ignore`d ones."""
-    flat_a, flat_b = _flatten(a.to_dict()), _flatten(b.to_dict())
-    keys = flat_a.keys() | flat_b.keys()
-    return sorted(k for k in keys if k not in ignore and flat_a.get(k) != flat_b.get(k))
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def weight_differences(saved: RunConfig, config: RunConfig, which: str = "last") -> list[str]:
-    """Fields of `config` differing from `saved` that change the `which` checkpoint's weights:
-    `config_differences`, less VALIDATION_FIELDS for the last epoch's weights."""
+def reuse_problem(
+    run_dir: str | os.PathLike,
+    config: RunConfig,
+    which: str = "last",
+    reuse_other_code: bool = False,
+) -> str | None:
+    """Why `run_dir` cannot stand in for training `config` (None: it can). It can when it
+    holds a finished run (summary.json with all epochs) whose `which` checkpoint is what
+    training `config` would give (`weight_differences` empty), made by this code
+    (`provenance.code_difference`; skipped with `reuse_other_code`)."""
     _check_checkpoint(which)
-    differ = config_differences(saved, config)
-    if which == "best":
-        return differ
-    return [d for d in differ if not _is_validation_field(d)]
-
-
-def _is_validation_field(name: str) -> bool:
-    return any(name == f or name.startswith(f + ".") for f in VALIDATION_FIELDS)
-
-
-def _validation_differences(saved: RunConfig, config: RunConfig) -> list[str]:
-    return [d for d in config_differences(saved, config) if _is_validation_field(d)]
-
-
-def reusable_run(run_dir: str | os.PathLike, config: RunConfig, which: str = "last") -> bool:
-    """True when `run_dir` holds a finished run (summary.json with all epochs) whose `which`
-    checkpoint is what training `config` would give (`weight_differences` empty)."""
     run_dir = Path(run_dir)
     summary = run_dir / "summary.json"
-    if not (run_dir / "config.json").is_file() or not summary.is_file():
-        return False
-    if weight_differences(RunConfig.load(run_dir), config, which):
-        return False
+    if not (run_dir / "config.json").is_file():
+        return "it holds no run"
+    if not summary.is_file():
+        return "the run there is not finished"
+    differ = weight_differences(RunConfig.load(run_dir), config, which)
+    if differ:
+        return f"its config differs in {differ}"
     try:
         epochs = json.loads(summary.read_text())["epochs"]
     except (json.JSONDecodeError, KeyError) as err:
-        raise uvd_format.FormatError(f"{summary}: no readable 'epochs' field ({err})") from None
-    return epochs == config.train.epochs
+        raise ConfigError(f"{summary}: no readable 'epochs' field ({err})") from None
+    if epochs != config.train.epochs:
+        return f"it trained {epochs} of {config.train.epochs} epochs"
+    if not reuse_other_code:
+        return provenance.code_difference(load_provenance(run_dir), provenance.current())
+    return None
+
+
+def reusable_run(
+    run_dir: str | os.PathLike,
+    config: RunConfig,
+    which: str = "last",
+    reuse_other_code: bool = False,
+) -> bool:
+    """True when `reuse_problem` finds none."""
+    return reuse_problem(run_dir, config, which, reuse_other_code) is None
 
 
 def _with_validation_of(config: RunConfig, saved: RunConfig) -> RunConfig:
     """`config` with the validation settings of `saved`, so that a run started with other
     validation data (e.g. before notebook 02 wrote its centres) can be resumed."""
-    flat = _flatten(saved.to_dict())
-    overrides = {"data.val": saved.to_dict()["data"]["val"]}
-    overrides.update({f: flat[f] for f in VALIDATION_FIELDS if f != "data.val" and f in flat})
-    return config.with_overrides(overrides)
+    saved_dict = saved.to_dict()
+    return config.with_overrides({f: _get(saved_dict, f) for f in validation_fields()})
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data[part]
+    return data
 
 
 def validation_labels(spec: SourceSpec) -> np.ndarray:
@@ -171,8 +173,6 @@ def validation_labels(spec: SourceSpec) -> np.ndarray:
     Rendered ICVL test poses and full ICVL / NYU test splits give the published test labels
     (the Table 1 ground truth); other sources give their frames' labels.
     """
-    from handpose_lib.train import build_source
-
     source = build_source(spec)
     uvd = _labels_of(source)
     if uvd is None:  # procedural frames: labels exist only by rendering them
@@ -180,7 +180,7 @@ def validation_labels(spec: SourceSpec) -> np.ndarray:
     return np.asarray(uvd, dtype=np.float64)
 
 
-def _labels_of(source) -> np.ndarray | None:
+def _labels_of(source: FrameSource) -> np.ndarray | None:
     if isinstance(source, EvenSubset):
         inner = _labels_of(source.source)
         return None if inner is None else inner[source.indices]
@@ -214,45 +214,45 @@ def train_or_reuse(
     reuse: Sequence[str | os.PathLike] = (),
     which: str = "last",
     on_epoch_end: EpochCallback | None = None,
+    reuse_other_code: bool = False,
+    report: Callable[[str], None] = print,
 ) -> AblationRun:
     """Train `variant_config(base, variant, seed)` into run_root/<variant>_seed<k>/, unless a
-    `reuse` folder or that folder holds the run finished (`reusable_run`); an interrupted run
+    `reuse` folder or that folder holds the run finished (`reuse_problem`); an interrupted run
     continues (resume=True). Then write the `which` checkpoint's predictions on base's
     validation frames to predictions_dir/`predictions_name(...)` and evaluate that file with
     `evaluate.evaluate_file` against `labels` (default `validation_labels(base.data.val)`).
 
     With which="last", a run that validated on other frames or centres during training still
     counts (only best.pt depends on them); with "best" the validation settings must match.
-    """
-    from handpose_lib import train
 
+    A run in run_root made by other code (or before provenance was recorded) is never
+    continued or reused: `report` says so, the folder is moved to "<name>.stale" and the run
+    trained again. `reuse_other_code=True` accepts finished runs of other code (the config
+    must still match). A finished run of another config in run_root is refused (ValueError
+    naming the fields); `reuse` folders that do not fit are reported and skipped.
+    """
     config = variant_config(base, variant, seed)
     spec = config.data.val
     if spec is None:
         raise ValueError("the base config has no validation data (data.val is None)")
     own_dir = Path(run_root) / run_name(variant, seed)
-    found = [Path(d) for d in reuse if reusable_run(d, config, which)]
-    if found:
-        run_dir, origin = found[0], f"reused {found[0]}"
-    elif reusable_run(own_dir, config, which):
+    run_dir = None
+    for folder in map(Path, reuse):
+        problem = reuse_problem(folder, config, which, reuse_other_code)
+        if problem is None:
+            run_dir, origin = folder, f"reused {folder}"
+            break
+        report(f"not reusing {folder}: {problem}")
+    if run_dir is None and reusable_run(own_dir, config, which, reuse_other_code):
         run_dir, origin = own_dir, "loaded (finished earlier)"
-    else:
-        train_config = config
-        if (own_dir / "config.json").is_file():
-            saved = RunConfig.load(own_dir)
-            if which == "last":
-                train_config = _with_validation_of(config, saved)
-            elif _validation_differences(saved, config):
-                raise ValueError(
-                    f"{own_dir}: best.pt was chosen with other validation settings "
-                    f"({_validation_differences(saved, config)}); evaluate which='last' or "
-                    "train into another run_root"
-                )
+    if run_dir is None:
+        train_config = _resumable_config(config, own_dir, which, reuse_other_code, report)
         # A run of another config in own_dir is refused by the trainer, naming the fields.
-        train.train(train_config, own_dir, resume=True, on_epoch_end=on_epoch_end)
+        train(train_config, own_dir, resume=True, on_epoch_end=on_epoch_end)
         run_dir, origin = own_dir, "trained"
     out_path = Path(predictions_dir) / predictions_name(variant, seed, which)
-    in_memory = train.evaluate_run(run_dir, which=which, source=spec, out_path=out_path)
+    in_memory = evaluate_run(run_dir, which=which, source=spec, out_path=out_path)
     labels = validation_labels(spec) if labels is None else labels
     name = f"{VARIANT_LABELS[variant]}, seed {seed}"
     result = evaluate.evaluate_file(out_path, spec.dataset, labels, name=name)
@@ -263,6 +263,37 @@ def train_or_reuse(
             "belong to the validation frames (or are in another order)"
         )
     return AblationRun(variant, seed, run_dir, out_path, result, origin)
+
+
+def _resumable_config(
+    config: RunConfig,
+    own_dir: Path,
+    which: str,
+    reuse_other_code: bool,
+    report: Callable[[str], None],
+) -> RunConfig:
+    """The config to train (or continue) `config` with in `own_dir`: with the saved run's
+    validation settings (which="last"); a run there made by other code is moved aside."""
+    if not (own_dir / "config.json").is_file():
+        return config
+    saved = RunConfig.load(own_dir)
+    if which == "best" and validation_differences(saved, config):
+        raise ValueError(
+            f"{own_dir}: best.pt was chosen with other validation settings "
+            f"({validation_differences(saved, config)}); evaluate which='last' or "
+            "train into another run_root"
+        )
+    train_config = _with_validation_of(config, saved) if which == "last" else config
+    if resume_differences(saved, train_config):
+        return train_config  # the trainer refuses it, naming the fields
+    code = provenance.code_difference(load_provenance(own_dir), provenance.current())
+    if code is None or reuse_other_code:
+        return train_config
+    stale = own_dir.with_name(own_dir.name + STALE_SUFFIX)
+    report(f"{own_dir}: not reused, {code}; moved to {stale.name}, training again")
+    shutil.rmtree(stale, ignore_errors=True)
+    own_dir.rename(stale)
+    return config
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,48 +489,3 @@ def ordering_verdict(results_by_variant: Mapping[str, Sequence[MethodResult]]) -
     observed = tuple(sorted(order, key=lambda v: -np.mean(per_seed[v])))
     seeds = min(len(s) for s in per_seed.values())
     return OrderingVerdict(status, tuple(order), pairs, observed, seeds)
-
-
-# --------------------------------------------------------------------------------------------
-# Error parts and plotting
-
-
-def error_parts(pred_uvd: np.ndarray, gt_uvd: np.ndarray) -> dict[str, float]:
-    """Mean 2D error (px) and mean absolute depth error (mm) of (N, J, 3) uvd predictions:
-    which half of the task a variant gets wrong."""
-    pred_uvd, gt_uvd = np.asarray(pred_uvd, float), np.asarray(gt_uvd, float)
-    if pred_uvd.shape != gt_uvd.shape or pred_uvd.shape[-1] != 3:
-        raise ValueError(
-            f"uvd shapes differ or are not (N, J, 3): {pred_uvd.shape}, {gt_uvd.shape}"
-        )
-    uv_px = np.linalg.norm(pred_uvd[..., :2] - gt_uvd[..., :2], axis=-1)
-    return {
-        "2D error (px)": float(uv_px.mean()),
-        "depth error (mm)": float(np.abs(pred_uvd[..., 2] - gt_uvd[..., 2]).mean()),
-    }
-
-
-def run_error_parts(run: AblationRun, labels: np.ndarray) -> dict[str, float]:
-    """`error_parts` of a run's prediction file against the validation labels."""
-    pred = uvd_format.read_uvd(run.predictions, num_joints(run.result.dataset))
-    return error_parts(pred, labels)
-
-
-def plot_seed_bands(
-    ax: Axes,
-    results_by_variant: Mapping[str, Sequence[MethodResult]],
-    kind: str = "max",
-    thresholds_mm: np.ndarray = metrics.DEFAULT_THRESHOLDS_MM,
-) -> None:
-    """Shade the min-max range over seeds of each variant's success curve, in the colours
-    `plots.plot_success_curves` gives the same variants in the same order."""
-    order = _ordered(results_by_variant)
-    curve_of = metrics.SUCCESS_CURVES[kind]
-    for variant, style in zip(order, plots.method_styles(len(order)), strict=True):
-        results = results_by_variant[variant]
-        if len(results) < 2:
-            continue
-        curves = np.stack([curve_of(r.errors_mm, thresholds_mm) for r in results])
-        ax.fill_between(
-            thresholds_mm, curves.min(0), curves.max(0), color=style["color"], alpha=0.2, lw=0
-        )

@@ -2,15 +2,16 @@
 refined centre, and how far each lies from the true hand centre.
 
 The true hand centre is what the localization network is trained to predict: the mean of the
-labelled joints in image uvd (`predict.hand_center_uvd`; the crop map is affine, so this is
-also their mean in crop coordinates). It lies within about 1 mm of the 3D joint centroid
+labelled joints in image uvd (`training.inference.hand_center_uvd`; the crop map is affine, so
+this is also their mean in crop coordinates). It lies within about 1 mm of the 3D joint centroid
 (`preprocess.joints_center`, the oracle centre of the pose training crops). Errors are 3D
 distances in camera-space millimetres, like the joint errors of Table 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from handpose_lib import center_files
 from handpose_lib.camera import Camera, camera_for
-from handpose_lib.predict import decode_to_image, hand_center_uvd, unwrap
+from handpose_lib.training.inference import hand_center_uvd, infer
+from handpose_lib.uvd_format import FormatError
 
 COM_LABEL = "CoM"
 REFINED_LABEL = "refined (localization net)"
@@ -80,7 +83,6 @@ class CenterEstimates:
         }
 
 
-@torch.no_grad()
 def localize(
     model: nn.Module,
     dataset: Dataset,
@@ -88,37 +90,27 @@ def localize(
     device: torch.device | str | None = None,
     num_workers: int = 0,
 ) -> CenterEstimates:
-    """Run a localization network over a `HandPoseDataset` (no augmentation) in one pass.
+    """Run a localization network over a `HandPoseDataset` (no augmentation) in one pass
+    (`inference.infer`).
 
     Returns the crop centres of the dataset (the CoM when it crops at "com"), the network's
     refined centres and the labelled joints, in dataset order. `device` defaults to where the
     model's parameters are.
     """
-    net = unwrap(model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    was_training = net.training
-    net.eval()
-    com, refined, joints = [], [], []
-    try:
-        for batch in loader:
-            offset = net(batch["image"].to(device))
-            if not isinstance(offset, torch.Tensor) or offset.ndim != 2 or offset.shape[1] != 3:
-                raise ValueError(
-                    "localize needs a localization network returning (B, 3) offsets, got "
-                    f"{type(offset).__name__}"
-                )
-            refined.append(decode_to_image(offset.float().cpu().numpy()[:, None], batch)[:, 0])
-            com.append(batch["center_uvd"].numpy())
-            joints.append(batch["uvd"].numpy())
-    finally:
-        net.train(was_training)
+    result = infer(model, loader, device)
+    if result.is_pose:
+        raise ValueError(
+            "localize needs a localization network returning (B, 3) offsets, got a pose "
+            f"network's {result.pred_uvd.shape[1:]} joints per frame"
+        )
     source = getattr(dataset, "source", None)
     name = getattr(source, "dataset", "icvl")
     return CenterEstimates(
-        com_uvd=np.concatenate(com).astype(np.float64),
-        refined_uvd=np.concatenate(refined),
-        joints_uvd=np.concatenate(joints).astype(np.float64),
+        com_uvd=result.crop_centers_uvd,
+        refined_uvd=result.pred_uvd,
+        joints_uvd=result.joints_uvd,
         dataset=name if name in ("icvl", "nyu") else "icvl",  # synthetic frames use ICVL's
     )
 
@@ -143,3 +135,61 @@ def summarize(
         row.update({f"within {t:g} mm": float(np.mean(errors <= t)) for t in thresholds_mm})
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def compare_center_sources(
+    estimates: CenterEstimates,
+    files: Mapping[str, str | os.PathLike] | None = None,
+    reference: str = "centroid",
+    frame_indices: Sequence[int] | np.ndarray | None = None,
+    thresholds_mm: Sequence[float] = center_files.WITHIN_MM,
+) -> pd.DataFrame:
+    """One row per centre source: the CoM, the localization net, and each centre file
+    (label -> path, community format: `x y z` mm or `invalid` per frame), scored by the same
+    code (`center_files.evaluate_centers`) against the labelled joints of `estimates`.
+
+    Columns: frames, invalid (left out of the statistics), mean and median 3D error (mm),
+    share of valid frames within each threshold (mm). `reference` is "centroid" (the 3D mean
+    of the joints, what the localization net locates) or "palm" (what the V2V-PoseNet /
+    DeepPrior++ files locate). A file may cover the whole split that the frames were taken
+    from: `frame_indices` (N,) then picks the frames' lines (e.g. `EvenSubset.indices`).
+    """
+    dataset, joints = estimates.dataset, estimates.joints_uvd
+    camera = camera_for(dataset)
+    rows: dict[str, dict[str, float | int | str]] = {}
+    for label, uvd in ((COM_LABEL, estimates.com_uvd), (REFINED_LABEL, estimates.refined_uvd)):
+        xyz = center_files.uvd_to_centers(uvd, camera)
+        rows[label] = _center_row(
+            center_files.evaluate_centers(xyz, joints, dataset, camera, reference), thresholds_mm
+        )
+    for label, path in (files or {}).items():
+        found = center_files.read_center_file(path)
+        if len(found) != len(joints):
+            if frame_indices is None or len(frame_indices) != len(joints):
+                raise FormatError(
+                    f"{path}: {len(found)} centres for {len(joints)} frames; pass frame_indices "
+                    "when the file covers the whole split the frames were taken from"
+                )
+            rows_of = np.asarray(frame_indices, dtype=int)
+            if rows_of.min() < 0 or rows_of.max() >= len(found):
+                raise FormatError(
+                    f"{path}: {len(found)} centres, frame index {int(rows_of.max())} is beyond them"
+                )
+            found = center_files.CenterFile(found.path, found.xyz_mm[rows_of], found.valid[rows_of])
+        errors = center_files.evaluate_center_file(found, joints, dataset, camera, reference)
+        rows[label] = _center_row(errors, thresholds_mm)
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _center_row(
+    errors: center_files.CenterErrors, thresholds_mm: Sequence[float]
+) -> dict[str, float | int | str]:
+    row: dict[str, float | int | str] = {
+        "frames": errors.frames,
+        "invalid": errors.invalid,
+        "reference": errors.reference,
+        "mean (mm)": errors.mean_mm,
+        "median (mm)": errors.median_mm,
+    }
+    row.update({f"within {t:g} mm": errors.within(t) for t in thresholds_mm})
+    return row

@@ -1,4 +1,7 @@
-"""Where outputs go. Environment variables let tests and the runner redirect them."""
+"""Where outputs go. Environment variables let tests and the runner redirect them.
+
+(The profile variable, $HANDPOSE_PROFILE, belongs to `profiles.resolve_profile`.)
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ def figures_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 ENV_RUN_DIR = "HANDPOSE_RUN_DIR"
-ENV_PROFILE = "HANDPOSE_PROFILE"
 ENV_HEADLESS = "HANDPOSE_HEADLESS"  # set by the runner and the tests: no widgets, static views
 
 
@@ -37,8 +39,3 @@ def run_dir(override: str | os.PathLike | None = None, profile: str = "cpu") -> 
     path = Path(chosen)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def effective_profile(profile: str) -> str:
-    """$HANDPOSE_PROFILE when set (the tests run every notebook as "smoke"), else `profile`."""
-    return os.environ.get(ENV_PROFILE) or profile

@@ -1,126 +1,185 @@
-"""Predictions of a trained network in full-image uvd, written in the community format.
-
-A pose network predicts normalized crop coordinates (B, J, 3); the crop transform of each item
-(`crop_transform`, `center_uvd`, `cube_mm`) maps them back to image pixels and millimetres, so
-the result is comparable with the published methods' files. The localization network predicts
-the hand centre's offset in the crop (B, 3), decoded the same way to a refined centre (N, 3).
-Centres are written as a one-joint uvd file and read back by `read_centers`, which is what a
-pose run's `SourceSpec.centers` accepts.
+"""Command line: a trained run's predictions in the community formats, and their error.
 
     python -m handpose_lib.predict RUN_DIR preds.txt            # the run's validation data
     python -m handpose_lib.predict RUN_DIR preds.txt --source rendered --which last
+    python -m handpose_lib.predict RUN_DIR preds.txt --source icvl --root /data/ICVL \\
+        --centers /data/ICVL/center_test_refined.txt
+    python -m handpose_lib.predict LOCNET_RUN centers.txt --source icvl --format centers
+
+Pose runs write (N, J, 3) joints in the community uvd format. LocNet runs write their refined
+centres: `--format uvd` as one joint per frame (what a pose run's `SourceSpec.centers`
+"uvd:PATH" reads), `--format centers` as a community centre file (`x y z` mm per frame, the
+format of V2V-PoseNet's `center_*_refined.txt`, read by "xyz:PATH" and `--centers`).
+
+`--centers` crops the predicted frames at "com", "joints", a community centre file (its
+`invalid` frames at the CoM; the output counts them) or "uvd:FILE". An ICVL / NYU test split
+is checked against the published test set: the output says whether `python -m
+handpose_lib.evaluate DATASET OUT` (the published labels) applies, or `--gt` with the split's
+own labels (`--labels-out`); `--published` makes a mismatch an error. The code is
+`handpose_lib.training.inference`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from handpose_lib import uvd_format
-from handpose_lib.preprocess import crop_to_image
+from handpose_lib import center_files, uvd_format
+from handpose_lib.camera import camera_for
+from handpose_lib.datasets.published_split import check_published_source
+from handpose_lib.evaluate import MethodResult, evaluate_uvd
+from handpose_lib.training.config import RunConfig, SourceSpec
+from handpose_lib.training.data import EvenSubset, build_dataset, centers_option, with_run_cache
+from handpose_lib.training.inference import load_model, run_inference, write_predictions
 
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def decode_to_image(uvd_crop: np.ndarray, batch: dict[str, torch.Tensor]) -> np.ndarray:
-    """(B, K, 3) normalized crop uvd -> (B, K, 3) image uvd, by each item's crop transform."""
-    size = batch["image"].shape[-1]
-    return crop_to_image(
-        uvd_crop,
-        batch["crop_transform"].numpy(),
-        batch["center_uvd"][:, 2].numpy(),
-        batch["cube_mm"].numpy(),
-        size,
-    )
+FORMATS = ("uvd", "centers")
 
 
-def hand_center_uvd(uvd: np.ndarray) -> np.ndarray:
-    """(..., J, 3) image joints -> (..., 3) hand centre: the LocNet target mapped to the image.
-
-    `locnet.hand_center_target` averages the joints in crop coordinates; the crop map is affine
-    in (u, v) and in d, so that average maps back to the plain mean of the image joints.
-    """
-    return np.asarray(uvd, dtype=np.float64).mean(axis=-2)
+class DatasetMismatch(ValueError):
+    """A run is asked to predict data of another dataset (camera, cube, joints)."""
 
 
-@torch.no_grad()
-def run_inference(
-    model: nn.Module, loader: DataLoader, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and ground truth over a loader, in loader order, in image uvd.
+@dataclass(frozen=True)
+class Prediction:
+    """What `predict_split` wrote. result: errors against the frames' own labels; published:
+    True / False when an ICVL / NYU test split was checked against the published test set
+    (None: not checked); notes: what the output says about centres and labels."""
 
-    PoseNet (dict output): (N, J, 3) joints. LocNet (tensor output): (N, 3) hand centres,
-    ground truth `hand_center_uvd` of the labelled joints. Always float32, also after AMP
-    training: sub-pixel heatmap decoding takes logarithms of small heatmap values.
-    """
-    net = unwrap(model)
-    was_training = net.training
-    net.eval()
-    preds, truths = [], []
-    try:
-        for batch in loader:
-            image = batch["image"].to(device, non_blocking=True)
-            out = net(image)
-            if isinstance(out, dict):
-                crop_uvd = out["uvd_crop"].float().cpu().numpy()
-                preds.append(decode_to_image(crop_uvd, batch))
-                truths.append(batch["uvd"].numpy())
-            else:
-                offset = out.float().cpu().numpy()[:, None, :]
-                preds.append(decode_to_image(offset, batch)[:, 0])
-                truths.append(hand_center_uvd(batch["uvd"].numpy()))
-    finally:
-        net.train(was_training)
-    return np.concatenate(preds), np.concatenate(truths)
+    result: MethodResult
+    out: Path
+    published: bool | None
+    notes: tuple[str, ...]
 
 
-def predict(
-    model: nn.Module,
-    dataset: Dataset,
+def check_dataset(config: RunConfig, spec: SourceSpec, run_dir: str | os.PathLike) -> None:
+    """Raise DatasetMismatch naming the run's config and the data unless the run was trained
+    on the dataset (camera, cube and joints) of `spec`."""
+    trained = config.data.train.dataset
+    if spec.dataset != trained:
+        joints = f", {config.model.num_joints} joints" if config.task == "pose" else ""
+        data = f"{spec.kind} {spec.split}" + (f" at {spec.root}" if spec.root else "")
+        raise DatasetMismatch(
+            f"{Path(run_dir) / 'config.json'}: a {config.name} run trained on {trained} data "
+            f"({config.data.train.kind}{joints}) cannot predict {spec.dataset} frames ({data}): "
+            f"camera, crop cube and joints differ; train a run on {spec.dataset} data"
+        )
+
+
+def predict_split(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    spec: SourceSpec | None = None,
+    which: str = "last",
+    device: str = "auto",
+    fmt: str = "uvd",
+    labels_out: str | os.PathLike | None = None,
+    require_published: bool = False,
+    published_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
-    device: torch.device | str | None = None,
-    num_workers: int = 0,
-) -> np.ndarray:
-    """Full-image predictions for every item of a `HandPoseDataset`, in dataset order.
+    report=print,
+) -> Prediction:
+    """Predict `spec` (default: the run's validation data) with a trained run and write the
+    predictions to `out` in `fmt` ("uvd"; "centers" for LocNet runs: a community centre
+    file). `labels_out` also writes the frames' labels (uvd) for `evaluate --gt`.
 
-    PoseNet: (N, J, 3) joints uvd. LocNet: (N, 3) refined hand centres uvd.
-    `device` defaults to where the model's parameters are.
-    """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    pred, _ = run_inference(model, loader, device)
-    return pred
+    A whole ICVL / NYU test split is checked against the published test set; with
+    `require_published` a mismatch raises FormatError naming the folder."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    model, config = load_model(run_dir, which, device)
+    spec = spec or config.data.val
+    if spec is None:
+        raise ValueError(f"{run_dir}: the run has no validation data; pass a source")
+    check_dataset(config, spec, run_dir)
+    if fmt == "centers" and config.task != "locnet":
+        raise ValueError(
+            f"{run_dir}: --format centers writes hand centres, a {config.name} run predicts "
+            "joints; use a localization (locnet) run"
+        )
+    notes: list[str] = []
+    dataset = build_dataset(with_run_cache(config, run_dir), "val", spec, report=notes.append)
+    published = _published_check(dataset.source, spec, require_published, published_dir, notes)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=config.train.num_workers)
+    pred, gt = run_inference(model, loader, next(model.parameters()).device)
+    out = Path(out)
+    if fmt == "centers":
+        center_files.write_uvd_centers(out, pred, camera_for(spec.dataset))
+    else:
+        write_predictions(out, pred)
+    if labels_out is not None:
+        uvd_format.write_uvd(labels_out, dataset_labels(dataset))
+        notes.append(f"labels of the {len(dataset)} frames -> {labels_out} (evaluate --gt)")
+    for note in notes:
+        report(note)
+    if pred.ndim == 2:
+        pred, gt = pred[:, None], gt[:, None]
+    name = f"{config.name} ({Path(run_dir).name})"
+    result = evaluate_uvd(pred, gt, spec.dataset, name=name, file=str(out))
+    return Prediction(result, out, published, tuple(notes))
 
 
-def write_predictions(path: str | os.PathLike, pred_uvd: np.ndarray) -> Path:
-    """Write (N, J, 3) joints or (N, 3) centres (as one joint) in the community uvd format."""
-    pred_uvd = np.asarray(pred_uvd, dtype=np.float64)
-    if pred_uvd.ndim == 2:
-        pred_uvd = pred_uvd[:, None, :]
-    return uvd_format.write_uvd(path, pred_uvd)
+def dataset_labels(dataset) -> np.ndarray:
+    """(N, J, 3) uvd labels of a HandPoseDataset's frames, in order (read from the label
+    files where the source holds them, else from each frame)."""
+    source = dataset.source
+    inner = source.source if isinstance(source, EvenSubset) else source
+    uvd = getattr(inner, "uvd", None)
+    if uvd is not None:
+        uvd = np.asarray(uvd)
+        return uvd[source.indices] if isinstance(source, EvenSubset) else uvd
+    return np.stack([source[i].uvd for i in range(len(source))])
 
 
-def read_centers(path: str | os.PathLike, expected_frames: int | None = None) -> np.ndarray:
-    """(N, 3) uvd hand centres from a one-joint community-format file (`write_predictions`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: centres file not found")
-    return uvd_format.read_uvd(path, 1, expected_frames=expected_frames)[:, 0]
+def _published_check(source, spec, require: bool, local_dir, notes: list[str]) -> bool | None:
+    """Is a whole ICVL / NYU test split the published test set? Says so in `notes`."""
+    whole_test = spec.kind in ("icvl", "nyu") and spec.split == "test" and not spec.num_frames
+    if not whole_test:
+        if require:
+            raise uvd_format.FormatError(
+                f"{spec.kind} {spec.split} ({spec.num_frames or 'all'} frames) is not a whole "
+                "ICVL / NYU test split; only that can stand for the published test set"
+            )
+        if spec.kind in ("icvl", "nyu"):
+            notes.append(
+                f"{spec.kind.upper()} {spec.split}"
+                + (f", {len(source)} of its frames" if isinstance(source, EvenSubset) else "")
+                + ": not the published test set; evaluate against these frames' own labels "
+                "(--labels-out, then evaluate --gt)"
+            )
+        return None
+    try:
+        check_published_source(source, local_dir)
+    except uvd_format.FormatError as err:
+        if require:
+            raise
+        notes.append(
+            f"not the published {spec.kind.upper()} test set: {err}. --labels-out FILE writes "
+            f"its labels for python -m handpose_lib.evaluate {spec.kind} OUT --gt FILE"
+        )
+        return False
+    except OSError as err:  # published labels unavailable (offline, nothing cached)
+        if require:
+            raise
+        notes.append(f"could not check against the published test set: {err}")
+        return None
+    notes.append(
+        f"the published {spec.kind.upper()} test set ({len(source)} frames, published order): "
+        f"python -m handpose_lib.evaluate {spec.kind} OUT compares with Table 1"
+    )
+    return True
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m handpose_lib.predict",
-        description="Write a trained run's predictions in the community uvd format.",
+        description="Write a trained run's predictions in the community formats.",
     )
     parser.add_argument("run_dir", help="run directory written by handpose_lib.train")
     parser.add_argument("out", help="prediction file to write")
@@ -134,30 +193,72 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-frames", type=int, default=0, help="0 = all (synthetic: >0)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic / rendered seed")
     parser.add_argument("--root", help="icvl / nyu root (default: the environment variable)")
-    parser.add_argument("--centers", default="com", help="'com', 'joints' or a centres file")
+    parser.add_argument(
+        "--centers",
+        help="crop centres of the predicted frames: com, joints, a community centre file "
+        "(x y z mm or 'invalid' per frame; invalid frames use the CoM) or uvd:FILE "
+        "(default: com for --source, else the run's validation centres)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="uvd",
+        help="uvd: community uvd file; centers: community centre file (LocNet runs)",
+    )
+    parser.add_argument("--labels-out", help="also write the frames' labels (for evaluate --gt)")
+    parser.add_argument(
+        "--published",
+        action="store_true",
+        help="require the split to be the published test set (else an error naming it)",
+    )
+    parser.add_argument("--published-dir", help="local copy of the published files")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: torch's, one per core)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Imported here: train imports this module for validation.
-    from handpose_lib.train import SourceSpec, evaluate_run
-
     args = _parse_args(argv)
-    spec = None
-    if args.source is not None:
-        spec = SourceSpec(
-            kind=args.source,
-            num_frames=args.num_frames,
-            seed=args.seed,
-            root=args.root,
-            split=args.split,
-            centers=args.centers,
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
+    try:
+        spec = None
+        centers = None if args.centers is None else centers_option(args.centers)
+        if args.source is not None:
+            spec = SourceSpec(
+                kind=args.source,
+                num_frames=args.num_frames,
+                seed=args.seed,
+                root=args.root,
+                split=args.split,
+                centers=centers or "com",
+            )
+        elif centers is not None:
+            val = RunConfig.load(args.run_dir).data.val
+            if val is None:
+                raise ValueError(f"{args.run_dir}: the run has no validation data; pass --source")
+            spec = replace(val, centers=centers)
+        found = predict_split(
+            args.run_dir,
+            args.out,
+            spec,
+            which=args.which,
+            device=args.device,
+            fmt=args.format,
+            labels_out=args.labels_out,
+            require_published=args.published,
+            published_dir=args.published_dir,
         )
-    result = evaluate_run(
-        args.run_dir, which=args.which, source=spec, out_path=args.out, device=args.device
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = found.result
+    print(
+        f"wrote {found.out}: {result.frames} frames, mean error {result.mean_error_mm:.3f} mm "
+        "(against the frames' own labels)"
     )
-    print(f"wrote {args.out}: {result.frames} frames, mean error {result.mean_error_mm:.3f} mm")
     return 0
 
 

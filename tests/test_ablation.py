@@ -21,7 +21,13 @@ from handpose_lib.ablation import (
     variant_config,
 )
 from handpose_lib.evaluate import MethodResult
-from handpose_lib.train import SourceSpec, make_run_config
+from handpose_lib.profiles import make_run_config
+from handpose_lib.training.config import (
+    ConfigError,
+    SourceSpec,
+    config_differences,
+    weight_differences,
+)
 
 
 def result(mean_mm: float, frames: int = 10, joints: int = 16, name: str = "r") -> MethodResult:
@@ -160,17 +166,6 @@ def test_ordering_verdict_overlap_or_one_seed_is_not_resolved():
         ordering_verdict(results(plain=[15.0]))
 
 
-def test_error_parts():
-    gt = np.zeros((2, 3, 3))
-    pred = gt.copy()
-    pred[..., 0] += 3.0
-    pred[..., 1] += 4.0
-    pred[..., 2] -= 2.0
-    assert ablation.error_parts(pred, gt) == {"2D error (px)": 5.0, "depth error (mm)": 2.0}
-    with pytest.raises(ValueError, match="shapes"):
-        ablation.error_parts(pred[:1], gt)
-
-
 # --------------------------------------------------------------------------------------------
 # Configs, reuse and one real run
 
@@ -179,7 +174,7 @@ def test_variant_config_changes_only_variant_and_seed():
     base = make_run_config("smoke", "attention")
     config = variant_config(base, "two_branch", 3)
     assert (config.model.variant, config.train.seed) == ("two_branch", 3)
-    assert ablation.config_differences(base, config) == ["model.variant", "train.seed"]
+    assert config_differences(base, config) == ["model.variant", "train.seed"]
     # The same as asking the trainer for the variant directly.
     assert variant_config(base, "plain", 0) == make_run_config("smoke", "plain")
     with pytest.raises(ValueError, match="pose run config"):
@@ -189,22 +184,20 @@ def test_variant_config_changes_only_variant_and_seed():
 def test_config_differences_ignores_bookkeeping_only():
     base = make_run_config("smoke", "attention")
     cosmetic = base.with_overrides({"train.progress": True, "train.num_workers": 2})
-    assert ablation.config_differences(base, cosmetic) == []
-    assert ablation.config_differences(base, base.with_overrides({"train.epochs": 5})) == [
-        "train.epochs"
-    ]
+    assert config_differences(base, cosmetic) == []
+    assert config_differences(base, base.with_overrides({"train.epochs": 5})) == ["train.epochs"]
 
 
 def test_weight_differences_ignore_validation_for_last_weights():
     base = make_run_config("smoke", "attention")
     other_val = base.with_overrides({"data.val.centers": "joints", "data.val.num_frames": 4})
-    assert ablation.weight_differences(base, other_val, "last") == []
-    assert ablation.weight_differences(base, other_val, "best") == [
+    assert weight_differences(base, other_val, "last") == []
+    assert weight_differences(base, other_val, "best") == [
         "data.val.centers",
         "data.val.num_frames",
     ]
     no_val = base.with_overrides({"data.val": None, "train.lr": 0.5})
-    assert ablation.weight_differences(base, no_val, "last") == ["train.lr"]
+    assert weight_differences(base, no_val, "last") == ["train.lr"]
 
 
 def test_reusable_run_needs_same_config_and_all_epochs(tmp_path):
@@ -221,7 +214,7 @@ def test_reusable_run_needs_same_config_and_all_epochs(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"epochs": config.train.epochs - 1}))
     assert not ablation.reusable_run(tmp_path, config)  # interrupted
     (tmp_path / "summary.json").write_text("{}")
-    with pytest.raises(uvd_format.FormatError, match="summary.json"):
+    with pytest.raises(ConfigError, match="summary.json"):
         ablation.reusable_run(tmp_path, config)
 
 
@@ -299,3 +292,46 @@ def test_train_or_reuse_end_to_end(tmp_path, _one_thread):
         ablation.train_or_reuse(
             base, "plain", 1, tmp_path / "selfcomp", tmp_path / "pred", labels=wrong
         )
+
+
+def test_runs_of_other_code_are_retrained_not_reused(tmp_path, _one_thread):
+    base = make_run_config("smoke", "attention").with_overrides(
+        {
+            "train.epochs": 1,
+            "train.lr_milestones": [1],
+            "train.batch_size": 2,
+            "data.train.num_frames": 4,
+            "data.val.num_frames": 3,
+        }
+    )
+    roots = (tmp_path / "selfcomp", tmp_path / "pred")
+    run = ablation.train_or_reuse(base, "direct", 0, *roots)
+    assert ablation.reusable_run(run.run_dir, variant_config(base, "direct", 0))
+
+    # The same run as if made by other code (another source digest and commit).
+    path = run.run_dir / "config.json"
+    record = json.loads(path.read_text())
+    record["provenance"].update(source_sha256="0" * 64, git_commit="f" * 40)
+    path.write_text(json.dumps(record))
+    said: list[str] = []
+    # Asked for explicitly, the finished run of other code is used as it is.
+    kept = ablation.train_or_reuse(
+        base, "direct", 0, *roots, reuse_other_code=True, report=said.append
+    )
+    assert kept.origin == "loaded (finished earlier)" and said == []
+    # As a stand-in from elsewhere it is skipped, saying why.
+    elsewhere = ablation.train_or_reuse(
+        base, "direct", 0, tmp_path / "other", roots[1], reuse=[run.run_dir], report=said.append
+    )
+    assert elsewhere.origin == "trained"
+    assert said[0].startswith(f"not reusing {run.run_dir}: it was made by handpose_lib")
+    assert "ffffffffff" in said[0]
+    # In its own folder it is moved aside and trained again, saying so.
+    said.clear()
+    again = ablation.train_or_reuse(base, "direct", 0, *roots, report=said.append)
+    assert again.origin == "trained" and len(said) == 1 and "training again" in said[0]
+    stale = run.run_dir.with_name(run.run_dir.name + ablation.STALE_SUFFIX)
+    assert json.loads((stale / "config.json").read_text())["provenance"]["git_commit"] == "f" * 40
+    assert ablation.reusable_run(run.run_dir, variant_config(base, "direct", 0))
+    # Same config, seed and code: the retrained run gives the same numbers.
+    np.testing.assert_array_equal(again.result.errors_mm, run.result.errors_mm)

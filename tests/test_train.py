@@ -15,21 +15,17 @@ import pandas as pd
 import pytest
 import torch
 
-from handpose_lib import train as trainer
-from handpose_lib import uvd_format
+from handpose_lib import profiles, uvd_format
+from handpose_lib import train as cli
 from handpose_lib.evaluate import evaluate_uvd
-from handpose_lib.predict import predict, read_centers, write_predictions
-from handpose_lib.train import (
-    RunConfig,
-    SourceSpec,
-    TrainingDiverged,
-    evaluate_run,
-    load_checkpoint,
-    load_model,
-    make_run_config,
-    select_device,
-    train,
-)
+from handpose_lib.profiles import make_run_config
+from handpose_lib.training import data, distributed, engine
+from handpose_lib.training.checkpoint import load_checkpoint
+from handpose_lib.training.config import ConfigError, RunConfig, SourceSpec
+from handpose_lib.training.data import read_centers
+from handpose_lib.training.distributed import select_device
+from handpose_lib.training.engine import TrainingDiverged, train
+from handpose_lib.training.inference import evaluate_run, load_model, predict, write_predictions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,7 +47,7 @@ def weights(run_dir: Path, name: str = "checkpoint.pt") -> dict[str, torch.Tenso
 
 
 def test_config_json_round_trip(tmp_path):
-    for profile in trainer.PROFILES:
+    for profile in profiles.PROFILES:
         for model in ("attention", "plain", "locnet"):
             config = make_run_config(profile, model)
             assert RunConfig.load(config.save(tmp_path / "config.json")) == config
@@ -68,15 +64,13 @@ def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="input_size"):
         smoke(**{"crop.input_size": 64})
     bad = smoke().to_dict()
-    bad["train"]["lr_schedule"] = [1, 2]
+    bad["train"]["lr_scheduler"] = [1, 2]
     path = tmp_path / "config.json"
     path.write_text(json.dumps(bad))
-    with pytest.raises(
-        uvd_format.FormatError, match=r"config.json: config.train: unknown .*lr_sch"
-    ):
+    with pytest.raises(ConfigError, match=r"config.json: config.train: unknown .*lr_sch"):
         RunConfig.load(path)
     path.write_text("{")
-    with pytest.raises(uvd_format.FormatError, match="config.json:1: not valid JSON"):
+    with pytest.raises(ConfigError, match="config.json:1: not valid JSON"):
         RunConfig.load(path)
     with pytest.raises(FileNotFoundError):
         RunConfig.load(tmp_path / "missing")
@@ -138,7 +132,7 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypat
     def remember(epoch, record):
         saved[epoch] = hashlib.sha256((tmp_path / "checkpoint.pt").read_bytes()).hexdigest()
 
-    real_loss = trainer.compute_loss
+    real_loss = engine.compute_loss
     calls = {"n": 0}
 
     def nan_in_epoch_2(config, model, batch):
@@ -148,7 +142,7 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypat
             loss, parts = loss * float("nan"), {**parts, "total": float("nan")}
         return loss, parts
 
-    monkeypatch.setattr(trainer, "compute_loss", nan_in_epoch_2)
+    monkeypatch.setattr(engine, "compute_loss", nan_in_epoch_2)
     with pytest.raises(
         TrainingDiverged, match=r"epoch 2, step 1: loss = nan.*checkpoint .* is kept"
     ):
@@ -160,8 +154,8 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypat
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
 
     # Through the command line: a huge learning rate, a clear message and exit status 2.
-    monkeypatch.setattr(trainer, "compute_loss", real_loss)
-    code = trainer.main(
+    monkeypatch.setattr(engine, "compute_loss", real_loss)
+    code = cli.main(
         ["--profile", "smoke", "--run-dir", str(tmp_path / "cli"), "--set", "train.lr=1e6"]
     )
     assert code == 2
@@ -176,7 +170,7 @@ def test_predictions_in_community_format(tmp_path):
     assert np.isfinite(result.mean_error_mm) and result.errors_mm.shape == (8, 16)
 
     model, config = load_model(tmp_path / "pose")
-    dataset = trainer.build_dataset(config, "val")
+    dataset = data.build_dataset(config, "val")
     direct = predict(model, dataset, batch_size=3)
     # The file keeps 3 decimals (0.5e-3 rounding); float32 convolutions at another batch size
     # add a few 1e-5 px on top.
@@ -192,7 +186,7 @@ def test_predictions_in_community_format(tmp_path):
     centers = read_centers(centers_path, expected_frames=8)
     assert centers.shape == (8, 3) and np.isfinite(loc.mean_error_mm)
     spec = SourceSpec("synthetic", num_frames=8, seed=1, centers=str(centers_path))
-    item = trainer.build_dataset(config, "val", spec)[0]
+    item = data.build_dataset(config, "val", spec)[0]
     np.testing.assert_allclose(item["center_uvd"].numpy(), centers[0])
     write_predictions(tmp_path / "again.txt", centers)
     with pytest.raises(uvd_format.FormatError, match="8 frames, expected 16"):
@@ -239,7 +233,54 @@ def test_ddp_two_processes_on_gloo(tmp_path):
     digest_0, digest_1 = summary["replica_digests"]
     assert digest_0 == digest_1
     model, _ = load_model(run_dir, "last")
-    assert trainer.parameter_digest(model) == digest_0
+    assert distributed.parameter_digest(model) == digest_0
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
     written = {"config.json", "checkpoint.pt", "best.pt", "metrics.csv", "summary.json"}
+    written |= {"progress.json"}
     assert {p.name for p in run_dir.iterdir()} == written  # rank 0 only, no temporary files
+
+
+def test_scene_is_on_for_the_localization_training_data_only(tmp_path):
+    from dataclasses import asdict, replace
+
+    from handpose_lib.datasets.scene import LOCALIZATION_SCENE
+
+    for profile in profiles.PROFILES:
+        loc = make_run_config(profile, "locnet")
+        assert loc.data.train.scene == LOCALIZATION_SCENE
+        assert loc.data.val.scene is None  # the frames the pose runs are validated on
+        assert make_run_config(profile, "attention").data.train.scene is None
+        assert RunConfig.load(loc.save(tmp_path / "config.json")) == loc
+    assert make_run_config("smoke", "locnet", data="icvl").data.train.scene is None
+    off = make_run_config("smoke", "locnet").with_overrides({"data.train.scene": None})
+    assert off.data.train.scene is None
+    partial = SourceSpec(num_frames=2, scene={"background": True, "wall_gap_mm": [400, 500]})
+    assert partial.scene.wall_gap_mm == (400, 500) and not partial.scene.forearm_to_edge
+    with pytest.raises(ValueError, match=r"SourceSpec.scene: unknown fields \['torso'\]"):
+        SourceSpec(num_frames=2, scene={"torso": True})
+    with pytest.raises(ValueError, match=r"scene applies to rendered frames .* not to 'icvl'"):
+        SourceSpec("icvl", scene=LOCALIZATION_SCENE)
+
+    # The scene changes the depth around the hand, never the hand's labels.
+    spec = SourceSpec(num_frames=2, seed=3)
+    plain, scened = (
+        data.build_source(spec),
+        data.build_source(replace(spec, scene=LOCALIZATION_SCENE)),
+    )
+    np.testing.assert_array_equal(plain[1].uvd, scened[1].uvd)
+    assert not np.array_equal(plain[1].depth_mm, scened[1].depth_mm)
+    assert asdict(loc)["data"]["train"]["scene"]["forearm_to_edge"] is True
+
+
+def test_centre_kinds_are_explicit(tmp_path):
+    from handpose_lib.training.config import center_kind
+
+    assert center_kind("com") == ("com", None)
+    assert center_kind("xyz:/d/center_test_refined.txt") == ("xyz", "/d/center_test_refined.txt")
+    assert center_kind("uvd:c.txt") == ("uvd", "c.txt")
+    assert center_kind("runs/centers.txt") == ("uvd", "runs/centers.txt")  # older configs
+    with pytest.raises(ValueError, match=r"centers='xyz:': expected xyz:PATH"):
+        SourceSpec(num_frames=1, centers="xyz:")
+    assert data.centers_option("com") == "com"
+    assert data.centers_option(str(tmp_path / "c.txt")) == f"xyz:{tmp_path / 'c.txt'}"
+    assert data.centers_option("uvd:c.txt") == f"uvd:{Path('c.txt').resolve()}"

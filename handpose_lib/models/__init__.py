@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from handpose_lib.models.blocks import ResBlock, SEBlock
 from handpose_lib.models.hourglass import Hourglass, StackedHourglass
-from handpose_lib.models.locnet import LOCNET_PRESETS, LocNet, LocNetConfig, hand_center_target
+from handpose_lib.models.locnet import LocNet, LocNetConfig, hand_center_target
 from handpose_lib.models.losses import heatmap_loss, location_loss, pose_loss, regression_loss
-from handpose_lib.models.posenet import POSENET_PRESETS, VARIANTS, PoseNet, PoseNetConfig
+from handpose_lib.models.posenet import VARIANTS, PoseNet, PoseNetConfig
 
 __all__ = [
-    "LOCNET_PRESETS",
-    "POSENET_PRESETS",
     "VARIANTS",
     "Hourglass",
     "LocNet",

@@ -1,0 +1,275 @@
+"""Every profile declared once: network sizes, crops, training recipe, data sizes, seeds and
+notebook time limits. Everything else reads a `Profile` from here.
+
+    paper   the paper's sizes and recipe (Section 4); a GPU
+    cpu     the default run: a quarter of the pixels and of the width, inside ~30 minutes on a
+            2-core CPU
+    smoke   tests and nbval: seconds
+
+A profile changes sizes and budgets, never the method. `make_run_config(profile, model, data)`
+is the run a profile trains; `resolve_profile` applies $HANDPOSE_PROFILE (tests run everything
+as "smoke").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from handpose_lib.datasets.scene import LOCALIZATION_SCENE
+from handpose_lib.joints import num_joints
+from handpose_lib.models import LocNetConfig, PoseNetConfig
+from handpose_lib.preprocess import AugmentConfig, CropConfig
+from handpose_lib.training.config import (
+    MODELS,
+    RENDERED_KINDS,
+    DataConfig,
+    RunConfig,
+    SourceSpec,
+    TrainConfig,
+)
+
+ENV_PROFILE = "HANDPOSE_PROFILE"
+DATA_CHOICES = ("synthetic", "icvl", "nyu")
+# Where a notebook's frames come from -> the joint layout and cube of its crops.
+_LAYOUT = {"synthetic": "icvl", "rendered": "icvl", "icvl": "icvl", "nyu": "nyu"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One named set of sizes and budgets.
+
+    posenet, locnet:   architecture (PoseNet for ICVL's 16 joints; `run_config` sets the
+                       variant and the dataset's joint count).
+    input_size:        S, side of every network input crop (pixels); heatmap_size: S / 2.
+    heatmap_sigma:     std of the target heatmaps, heatmap pixels.
+    train:             optimiser, schedule, epochs, batch, workers.
+    train_frames:      procedural training frames of the synthetic default.
+    real_train_frames: ICVL / NYU training frames (0: all, n: n evenly spaced).
+    val_frames:        validation frames (0: all).
+    synthetic_val:     validation source of the synthetic default: "rendered" (the 1596
+                       published ICVL test poses rendered) or "synthetic" (val_frames more
+                       procedural hands, seed 1).
+    crop_cache:        DataConfig.cache_dir of the profile's runs ("run": in the run folder).
+    notebook_frames:   frames a notebook measures over (centre errors, previews).
+    seeds:             training seeds of the self-comparison (Fig. 3 a-b).
+    cell_timeout_s:    per-cell limit of the notebook runner (None: none).
+    """
+
+    name: str
+    posenet: PoseNetConfig
+    locnet: LocNetConfig
+    input_size: int
+    heatmap_size: int
+    heatmap_sigma: float
+    train: TrainConfig
+    train_frames: int
+    real_train_frames: int
+    val_frames: int
+    synthetic_val: str
+    notebook_frames: int
+    seeds: tuple[int, ...]
+    cell_timeout_s: int | None
+    crop_cache: str | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        sizes = {
+            "posenet.input_size": self.posenet.input_size,
+            "locnet.input_size": self.locnet.input_size,
+        }
+        bad = {k: v for k, v in sizes.items() if v != self.input_size}
+        if bad or self.posenet.heatmap_size != self.heatmap_size:
+            raise ValueError(
+                f"profile {self.name!r}: input_size {self.input_size} / heatmap_size "
+                f"{self.heatmap_size} disagree with the networks ({sizes}, posenet.heatmap_size "
+                f"{self.posenet.heatmap_size})"
+            )
+        if self.synthetic_val not in ("rendered", "synthetic"):
+            raise ValueError(
+                f"profile {self.name!r}: synthetic_val must be 'rendered' or 'synthetic', "
+                f"got {self.synthetic_val!r}"
+            )
+        if not self.seeds or self.notebook_frames < 1:
+            raise ValueError(f"profile {self.name!r}: needs >= 1 seed and >= 1 notebook frame")
+
+    def crop_config(self, dataset: str = "synthetic") -> CropConfig:
+        """The crops training uses for `dataset` ("synthetic", "rendered", "icvl", "nyu"):
+        the profile's input / heatmap size and sigma, the dataset's cube."""
+        if dataset not in _LAYOUT:
+            raise ValueError(f"unknown dataset {dataset!r}: expected one of {tuple(_LAYOUT)}")
+        return CropConfig.for_dataset(
+            _LAYOUT[dataset],
+            input_size=self.input_size,
+            heatmap_size=self.heatmap_size,
+            heatmap_sigma=self.heatmap_sigma,
+        )
+
+    def data_config(self, data: str = "synthetic") -> DataConfig:
+        """Training / validation sources: "synthetic" trains on procedural hands and validates
+        on `synthetic_val`; "icvl" / "nyu" use the dataset files, train split for training,
+        test split for validation."""
+        if data == "synthetic":
+            train = SourceSpec("synthetic", num_frames=self.train_frames, seed=0)
+            if self.synthetic_val == "synthetic":
+                val = SourceSpec("synthetic", num_frames=self.val_frames, seed=1)
+            else:
+                val = SourceSpec("rendered", num_frames=self.val_frames, seed=0)
+            return DataConfig(train=train, val=val, cache_dir=self.crop_cache)
+        if data in ("icvl", "nyu"):
+            return DataConfig(
+                train=SourceSpec(data, num_frames=self.real_train_frames, split="train"),
+                val=SourceSpec(data, num_frames=self.val_frames, split="test"),
+                cache_dir=self.crop_cache,
+            )
+        raise ValueError(f"unknown data {data!r}: expected one of {DATA_CHOICES}")
+
+    def run_config(self, model: str = "attention", data: str = "synthetic") -> RunConfig:
+        """The run this profile trains for a PoseNet variant or "locnet" on `data`."""
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}: expected one of {MODELS}")
+        data_config = self.data_config(data)
+        dataset = data_config.train.dataset
+        if model == "locnet":
+            task, net = "locnet", self.locnet
+            # Rendered training frames show what real ones do around the hand (a torso or
+            # wall behind it, the forearm leaving the frame), which the CoM and the
+            # localization net must cope with; validation frames stay those of the pose runs.
+            if data_config.train.kind in RENDERED_KINDS:
+                scene_train = replace(data_config.train, scene=LOCALIZATION_SCENE)
+                data_config = replace(data_config, train=scene_train)
+        else:
+            task = "pose"
+            net = replace(self.posenet, variant=model, num_joints=num_joints(dataset))
+            # Pose networks train on crops around the true hand centre, jittered by the
+            # augmentation's translation, and are tested on crops around the CoM or the
+            # localization net's centre; the localization net trains on CoM crops.
+            data_config = replace(data_config, train=replace(data_config.train, centers="joints"))
+        return RunConfig(
+            task=task,
+            model=net,
+            crop=self.crop_config(dataset),
+            augment=self.augment,
+            train=self.train,
+            data=data_config,
+            profile=self.name,
+        )
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        name="paper",
+        # Fig. 1 caption: 128x128 input, hourglass at 64x64 with 128 channels, 2 stacks.
+        posenet=PoseNetConfig(),
+        locnet=LocNetConfig(),
+        input_size=128,
+        heatmap_size=64,
+        # 1 as in Newell et al. at 64x64.
+        heatmap_sigma=1.0,
+        # Section 4. The paper gives no epoch count; 20 epochs of ~300K frames with drops after
+        # 10 and 15 is our choice.
+        train=TrainConfig(epochs=20, lr_milestones=(10, 15), num_workers=8),
+        train_frames=300_000,
+        real_train_frames=0,
+        val_frames=0,
+        synthetic_val="rendered",
+        notebook_frames=1000,
+        seeds=(0, 1, 2),
+        cell_timeout_s=None,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        # Trainable on a 2-core CPU inside the 30-minute default run: a quarter of the pixels,
+        # a quarter of the width, same topology (2 stacks of SE-ResBlock hourglasses).
+        posenet=PoseNetConfig(
+            input_size=64,
+            heatmap_size=32,
+            channels=32,
+            num_stacks=2,
+            hourglass_depth=3,
+            se_reduction=8,
+            reg_channels=32,
+            reg_blocks=3,
+            reg_hidden=128,
+        ),
+        locnet=LocNetConfig(
+            input_size=64, stem_channels=16, stage_channels=(32, 64, 128), hidden=256
+        ),
+        input_size=64,
+        heatmap_size=32,
+        # Wider than the paper's on the coarse 32x32 maps, so that each target has enough
+        # positive pixels to leave the zero plateau.
+        heatmap_sigma=2.0,
+        # A 2-core CPU inside the 30-minute default run (four pose variants + the localization
+        # net): 768 steps per network. Adam instead of the paper's SGD: with so few steps SGD
+        # stays on the plateau where every heatmap is predicted as zero (measured: L_det stuck
+        # at the all-zero value 0.0475 per stack for 8 epochs at lr 0.01 and 0.1).
+        train=TrainConfig(
+            epochs=6, optimizer="adam", lr=1e-3, lr_milestones=(5,), num_workers=0, val_every=3
+        ),
+        train_frames=4096,
+        real_train_frames=4096,
+        val_frames=0,
+        synthetic_val="rendered",
+        crop_cache="run",
+        notebook_frames=200,
+        # The 30-minute CPU budget holds one run per variant.
+        seeds=(0,),
+        cell_timeout_s=3600,
+    ),
+    "smoke": Profile(
+        name="smoke",
+        # Unit tests: runs in milliseconds.
+        posenet=PoseNetConfig(
+            input_size=32,
+            heatmap_size=16,
+            channels=16,
+            num_stacks=2,
+            hourglass_depth=2,
+            se_reduction=4,
+            reg_channels=16,
+            reg_blocks=2,
+            reg_hidden=32,
+        ),
+        locnet=LocNetConfig(
+            input_size=32, stem_channels=8, stage_channels=(16, 16), hidden=32, se_reduction=4
+        ),
+        input_size=32,
+        heatmap_size=16,
+        heatmap_sigma=1.0,
+        train=TrainConfig(
+            epochs=2, batch_size=4, lr=0.01, lr_milestones=(1, 2), progress=False, amp=False
+        ),
+        train_frames=16,
+        real_train_frames=16,
+        val_frames=8,
+        synthetic_val="synthetic",
+        notebook_frames=20,
+        seeds=(0, 1),
+        cell_timeout_s=600,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called `name`; a ValueError lists the known ones."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: expected one of {tuple(PROFILES)}")
+    return PROFILES[name]
+
+
+def resolve_profile(name: str) -> Profile:
+    """The profile `name`, unless $HANDPOSE_PROFILE is set: then that one (tests set "smoke")."""
+    chosen = os.environ.get(ENV_PROFILE) or name
+    if chosen not in PROFILES:
+        origin = f"${ENV_PROFILE}" if os.environ.get(ENV_PROFILE) else "PROFILE"
+        raise ValueError(f"{origin}={chosen!r}: expected one of {tuple(PROFILES)}")
+    return PROFILES[chosen]
+
+
+def make_run_config(
+    profile: str = "cpu", model: str = "attention", data: str = "synthetic"
+) -> RunConfig:
+    """`get_profile(profile).run_config(model, data)`: the named profile's run of a PoseNet
+    variant or "locnet"."""
+    return get_profile(profile).run_config(model, data)

@@ -1,0 +1,173 @@
+"""The frames and datasets a run config describes, and the crop centres they are cut around."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from handpose_lib import center_files, conventions, uvd_format
+from handpose_lib.camera import camera_for
+from handpose_lib.datasets.frame import DepthFrame, FrameSource
+from handpose_lib.datasets.icvl import IcvlSource
+from handpose_lib.datasets.nyu import NyuSource
+from handpose_lib.datasets.rendered_poses import RenderedPosesSource
+from handpose_lib.datasets.synthetic import SyntheticSource
+from handpose_lib.datasets.torch_dataset import HandPoseDataset
+from handpose_lib.preprocess import CropConfig, hand_center
+from handpose_lib.training.config import RunConfig, SourceSpec, center_kind
+
+
+class EvenSubset:
+    """FrameSource of `n` frames evenly spaced over another source (keeps its order)."""
+
+    def __init__(self, source: FrameSource, n: int) -> None:
+        if not 1 <= n <= len(source):
+            raise ValueError(f"subset of {n} frames requested from {len(source)}")
+        self.source, self.dataset = source, source.dataset
+        self.indices = np.linspace(0, len(source) - 1, n).round().astype(int)
+        inner = getattr(source, "cache_key", None)
+        self.cache_key = None if inner is None else f"{inner}:subset={n}"
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> DepthFrame:
+        return self.source[int(self.indices[index])]
+
+
+def build_source(spec: SourceSpec) -> FrameSource:
+    """The FrameSource a SourceSpec describes.
+
+    Dataset files are read whatever their frame count (a subset, or another dataset in the
+    same format, trains and predicts like the real one); a split whose count differs from
+    the distribution's gets a warning naming the folder, and such a test split is scored
+    against its own labels (`datasets.published_split` guards the published comparison).
+    """
+    if spec.kind == "synthetic":
+        return SyntheticSource(spec.num_frames, seed=spec.seed, scene=spec.scene)
+    if spec.kind == "rendered":
+        source = RenderedPosesSource(seed=spec.seed, scene=spec.scene)
+    else:
+        if spec.kind == "icvl":
+            source = IcvlSource(spec.root, split=spec.split, check_counts=False)
+        else:
+            source = NyuSource(spec.root, split=spec.split, check_counts=False)
+        _warn_unpublished_count(source, spec)
+    return EvenSubset(source, spec.num_frames) if spec.num_frames else source
+
+
+def _warn_unpublished_count(source: IcvlSource | NyuSource, spec: SourceSpec) -> None:
+    expected = conventions.split_frames(spec.kind, spec.split)
+    if len(source) != expected:
+        use = "its own labels score it" if spec.split != "train" else "it trains as given"
+        warnings.warn(
+            f"{source.root}: {spec.kind.upper()} {spec.split} split has {len(source)} frames, "
+            f"the distribution's has {expected} (a subset or another set in the same format; "
+            f"{use})",
+            stacklevel=3,
+        )
+
+
+def read_centers(path: str | os.PathLike, expected_frames: int | None = None) -> np.ndarray:
+    """(N, 3) uvd hand centres from a one-joint community-format file
+    (`inference.write_predictions` of a LocNet run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: centres file not found")
+    return uvd_format.read_uvd(path, 1, expected_frames=expected_frames)[:, 0]
+
+
+def _for_source(rows: np.ndarray, source: FrameSource, path: str, what: str) -> np.ndarray:
+    """Rows of a per-frame file for `source`'s frames: one per frame, or one per frame of the
+    whole split when `source` is an `EvenSubset` of it (the published files cover a split)."""
+    if len(rows) == len(source):
+        return rows
+    if isinstance(source, EvenSubset) and len(rows) == len(source.source):
+        return rows[source.indices]
+    whole = f" (or {len(source.source)}, the whole split)" if isinstance(source, EvenSubset) else ""
+    raise uvd_format.FormatError(
+        f"{path}: {len(rows)} {what}, expected {len(source)}{whole}: one line per frame"
+    )
+
+
+def com_centers(
+    source: FrameSource, crop: CropConfig, frames: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, 3) uvd CoM crop centres (`preprocess.hand_center`) of `frames` (indices; default
+    all); other rows are NaN."""
+    out = np.full((len(source), 3), np.nan)
+    for index in range(len(source)) if frames is None else frames:
+        frame = source[int(index)]
+        out[index] = hand_center(frame.depth_mm, frame.camera, crop)
+    return out
+
+
+def resolve_spec_centers(
+    spec: SourceSpec,
+    source: FrameSource,
+    crop: CropConfig,
+    report: Callable[[str], None] = print,
+) -> str | np.ndarray:
+    """What `HandPoseDataset(centers=...)` takes for `spec.centers`: "com", "joints", or an
+    (N, 3) uvd array read from a file. A community centre file's `invalid` frames are
+    cropped at their CoM; `report` gets the message counting them."""
+    kind, path = center_kind(spec.centers)
+    if path is None:
+        return kind
+    if kind == "uvd":
+        return _for_source(read_centers(path), source, path, "centres")
+    centers = center_files.read_center_file(path)
+    rows = _for_source(np.arange(len(centers)), source, path, "centres")
+    chosen = center_files.CenterFile(centers.path, centers.xyz_mm[rows], centers.valid[rows])
+    fallback = com_centers(source, crop, np.flatnonzero(~chosen.valid))
+    resolved = center_files.resolve_centers(chosen, fallback, camera_for(source.dataset))
+    report(resolved.message)
+    return resolved.uvd
+
+
+def centers_option(value: str) -> str:
+    """A `--centers` value as `SourceSpec.centers`: "com", "joints", "uvd:FILE" and
+    "xyz:FILE" as given (paths made absolute), a bare FILE as a community centre file."""
+    kind, path = center_kind(value)
+    if path is None:
+        return kind
+    if value == path:  # no prefix: on the command line a bare file is a community centre file
+        kind = "xyz"
+    return f"{kind}:{Path(path).resolve()}"
+
+
+def with_run_cache(config: RunConfig, run_dir: str | os.PathLike) -> RunConfig:
+    """Resolve cache_dir "run" to the run's own folder (rendered / cropped once per run)."""
+    if config.data.cache_dir != "run":
+        return config
+    return config.with_overrides({"data.cache_dir": str(Path(run_dir) / "cache")})
+
+
+def build_dataset(
+    config: RunConfig,
+    role: str = "train",
+    spec: SourceSpec | None = None,
+    report: Callable[[str], None] = print,
+) -> HandPoseDataset:
+    """HandPoseDataset of the run's "train" (augmented) or "val" data, or of any `spec`;
+    `report` gets what the centres need saying (invalid frames of a centre file)."""
+    spec = spec or (config.data.train if role == "train" else config.data.val)
+    if spec is None:
+        raise ValueError(f"the run config has no {role} data")
+    source = build_source(spec)
+    centers = resolve_spec_centers(spec, source, config.crop, report)
+    cache_dir = config.data.cache_dir
+    if cache_dir == "run":  # only with_run_cache knows the run folder; no cache here
+        cache_dir = None
+    return HandPoseDataset(
+        source,
+        config.crop,
+        centers=centers,
+        augment=config.augment if role == "train" else None,
+        seed=config.train.seed,
+        cache_dir=None if cache_dir is None else Path(cache_dir) / role,
+    )
