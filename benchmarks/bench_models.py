@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -21,13 +22,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from handpose_lib.models import (
     VARIANTS,
     LocNet,
-    LocNetConfig,
     PoseNet,
     PoseNetConfig,
     hand_center_target,
     location_loss,
     pose_loss,
 )
+from handpose_lib.profiles import get_profile
 
 
 def sync(device: torch.device) -> None:
@@ -130,7 +131,7 @@ def run(sizes: list[str], device: torch.device, repeats: int, paper_train_batch:
         train_batch = paper_train_batch if size == "paper" else 32
         rows = []
         for variant in VARIANTS:
-            cfg = PoseNetConfig.preset(size, variant=variant)
+            cfg = replace(get_profile(size).posenet, variant=variant)
 
             def loss_fn(out: object, batch: int, cfg: PoseNetConfig = cfg) -> torch.Tensor:
                 return pose_loss(out, synthetic_targets(cfg, batch, device), cfg)[0]
@@ -147,7 +148,7 @@ def run(sizes: list[str], device: torch.device, repeats: int, paper_train_batch:
                     peak,
                 )
             )
-        loc_cfg = LocNetConfig.preset(size)
+        loc_cfg = get_profile(size).locnet
         center = hand_center_target(torch.rand(32, 16, 3, device=device))
         rows.append(
             bench_one(
@@ -171,7 +172,7 @@ def run(sizes: list[str], device: torch.device, repeats: int, paper_train_batch:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="paper,cpu", help="comma-separated presets")
+    parser.add_argument("--sizes", default="paper,cpu", help="comma-separated profiles")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per measurement")
     parser.add_argument(
@@ -184,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     for s in sizes:
-        PoseNetConfig.preset(s)  # fail early on an unknown preset
+        get_profile(s)  # fail early on an unknown profile
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     if args.threads:

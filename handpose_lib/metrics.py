@@ -73,3 +73,35 @@ SUCCESS_CURVES = {
     "mean": success_rate_mean,
     "joints": success_rate_joints,
 }
+
+
+def error_parts(pred_uvd: np.ndarray, gt_uvd: np.ndarray, camera: Camera) -> dict[str, float]:
+    """Which half of the task a prediction gets wrong: means over frames and joints of
+    (N, J, 3) uvd predictions against ground truth.
+
+    "2D error (px)":    image-plane distance |(du, dv)| in pixels.
+    "2D error (mm)":    the same distance in mm at the true depth d of each joint, i.e. the
+                        camera-space xy error of the prediction's u, v with its depth replaced
+                        by the true one: sqrt((du d / fx)^2 + (dv d / fy)^2). Comparable with
+                        the depth part, and independent of how far the hand is.
+    "depth error (mm)": |dd|.
+    "3D error (mm)":    the Table 1 metric (`uvd_errors_mm`); at most the 2D (mm) and depth
+                        parts' root sum of squares per joint, up to the perspective effect
+                        of a wrong depth on x, y.
+    """
+    pred_uvd = np.asarray(pred_uvd, dtype=np.float64)
+    gt_uvd = np.asarray(gt_uvd, dtype=np.float64)
+    if pred_uvd.shape != gt_uvd.shape or pred_uvd.ndim != 3 or pred_uvd.shape[-1] != 3:
+        raise ValueError(
+            f"error_parts: prediction {pred_uvd.shape} and ground truth {gt_uvd.shape} must "
+            "both have shape (N, J, 3)"
+        )
+    delta = pred_uvd - gt_uvd
+    depth = gt_uvd[..., 2]
+    xy_mm = np.hypot(delta[..., 0] * depth / camera.fx, delta[..., 1] * depth / camera.fy)
+    return {
+        "2D error (px)": float(np.hypot(delta[..., 0], delta[..., 1]).mean()),
+        "2D error (mm)": float(xy_mm.mean()),
+        "depth error (mm)": float(np.abs(delta[..., 2]).mean()),
+        "3D error (mm)": mean_error_mm(uvd_errors_mm(pred_uvd, gt_uvd, camera)),
+    }

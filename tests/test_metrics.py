@@ -51,3 +51,18 @@ def test_uvd_errors_measured_in_camera_space():
     gt_uvd = np.array([[[160.0, 120.0, 400.0]]])
     pred_uvd = gt_uvd + [0.0, 0.0, 7.0]  # 7 mm further along the optical axis
     np.testing.assert_allclose(metrics.uvd_errors_mm(pred_uvd, gt_uvd, ICVL), [[7.0]])
+
+
+def test_error_parts_by_hand():
+    # One joint at depth 500 mm; the prediction is 3 px right, 4 px down, 12 mm too far.
+    gt = np.array([[[160.0, 120.0, 500.0]]])
+    pred = np.array([[[163.0, 124.0, 512.0]]])
+    parts = metrics.error_parts(pred, gt, ICVL)
+    assert parts["2D error (px)"] == pytest.approx(5.0)
+    # At the true depth: 3 px and 4 px are 3 * 500 / fx and 4 * 500 / fy mm.
+    assert parts["2D error (mm)"] == pytest.approx(5.0 * 500 / ICVL.fx)
+    assert parts["depth error (mm)"] == pytest.approx(12.0)
+    expected_3d = np.linalg.norm(ICVL.uvd_to_xyz(pred) - ICVL.uvd_to_xyz(gt))
+    assert parts["3D error (mm)"] == pytest.approx(expected_3d)
+    with pytest.raises(ValueError, match=r"\(N, J, 3\)"):
+        metrics.error_parts(pred[0], gt[0], ICVL)

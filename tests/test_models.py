@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from handpose_lib.decode import decode_heatmaps, norm_to_pixel, pixel_to_norm
+from handpose_lib.decode import (
+    decode_heatmaps,
+    integral_decode,
+    norm_to_pixel,
+    pixel_to_norm,
+    select_stack,
+)
 from handpose_lib.models import (
     VARIANTS,
     Hourglass,
@@ -24,6 +30,34 @@ from handpose_lib.models import (
 )
 
 torch.set_num_threads(2)
+
+# The test sizes, spelled out here so the tests do not depend on the profile registry.
+SMOKE_POSENET = {
+    "input_size": 32,
+    "heatmap_size": 16,
+    "channels": 16,
+    "num_stacks": 2,
+    "hourglass_depth": 2,
+    "se_reduction": 4,
+    "reg_channels": 16,
+    "reg_blocks": 2,
+    "reg_hidden": 32,
+}
+SMOKE_LOCNET = {
+    "input_size": 32,
+    "stem_channels": 8,
+    "stage_channels": (16, 16),
+    "hidden": 32,
+    "se_reduction": 4,
+}
+
+
+def smoke_posenet(**overrides) -> PoseNetConfig:
+    return PoseNetConfig(**{**SMOKE_POSENET, **overrides})
+
+
+def smoke_locnet() -> LocNetConfig:
+    return LocNetConfig(**SMOKE_LOCNET)
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -109,7 +143,7 @@ def test_stacked_hourglass_outputs_per_stack():
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_posenet_paper_size_output_shapes(variant):
-    cfg = PoseNetConfig.preset("paper", variant=variant)
+    cfg = PoseNetConfig(variant=variant)
     assert (cfg.input_size, cfg.heatmap_size, cfg.channels, cfg.num_stacks) == (128, 64, 128, 2)
     torch.manual_seed(0)
     net = PoseNet(cfg).eval()
@@ -131,7 +165,7 @@ def test_posenet_paper_size_output_shapes(variant):
 
 def test_locnet_paper_size_output_shape():
     torch.manual_seed(0)
-    net = LocNet(LocNetConfig.preset("paper")).eval()
+    net = LocNet(LocNetConfig()).eval()
     with torch.no_grad():
         assert net(torch.zeros(2, 1, 128, 128)).shape == (2, 3)
     with pytest.raises(ValueError, match=r"\(B, 1, 128, 128\)"):
@@ -139,7 +173,7 @@ def test_locnet_paper_size_output_shape():
 
 
 def test_posenet_rejects_wrong_input_and_bad_config():
-    net = PoseNet(PoseNetConfig.preset("smoke"))
+    net = PoseNet(smoke_posenet())
     with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):
         net(torch.zeros(1, 1, 64, 64))
     with pytest.raises(ValueError, match="variant"):
@@ -147,18 +181,16 @@ def test_posenet_rejects_wrong_input_and_bad_config():
     with pytest.raises(ValueError, match="heatmap_size"):
         PoseNetConfig(input_size=128, heatmap_size=32)
     with pytest.raises(ValueError, match="2\\*\\*hourglass_depth"):
-        PoseNetConfig.preset("smoke", hourglass_depth=5)
+        smoke_posenet(hourglass_depth=5)
     with pytest.raises(ValueError, match="channels"):
         PoseNetConfig(channels=0)
-    with pytest.raises(ValueError, match="unknown PoseNet preset"):
-        PoseNetConfig.preset("huge")
     with pytest.raises(ValueError, match="input_size"):
         LocNetConfig(input_size=20)
 
 
 def test_attention_masks_lie_strictly_inside_0_1_and_vary():
     torch.manual_seed(0)
-    net = PoseNet(PoseNetConfig.preset("smoke", variant="attention"))
+    net = PoseNet(smoke_posenet(variant="attention"))
     image, _ = synthetic_batch()
     for mode in (net.train, net.eval):
         mode()
@@ -174,8 +206,8 @@ def test_same_seed_same_weights_and_outputs():
 
     def build(seed: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
         torch.manual_seed(seed)
-        net = PoseNet(PoseNetConfig.preset("smoke")).eval()
-        loc = LocNet(LocNetConfig.preset("smoke")).eval()
+        net = PoseNet(smoke_posenet()).eval()
+        loc = LocNet(smoke_locnet()).eval()
         with torch.no_grad():
             return net.state_dict(), net(image)["uvd_crop"], loc(image)
 
@@ -242,13 +274,13 @@ def test_loss_values_follow_the_documented_scales():
     huber = regression_loss(pred_depth, targets["depth"], "smooth_l1")
     assert huber == pytest.approx(16 * (0.1 - 0.01), rel=1e-4)
 
-    cfg = PoseNetConfig.preset("smoke", variant="direct", reg_weight=2.0)
+    cfg = smoke_posenet(variant="direct", reg_weight=2.0)
     outputs = {"heatmaps": [zeros, targets["heatmaps"]], "depth": pred_depth}
     total, parts = pose_loss(outputs, targets, cfg)
     assert parts["det_0"] == pytest.approx(expected_det.item()) and parts["det_1"] == 0
     assert total.item() == pytest.approx(expected_det.item() + 2.0 * 0.16, rel=1e-4)
 
-    plain = PoseNetConfig.preset("smoke", variant="plain")
+    plain = smoke_posenet(variant="plain")
     total, parts = pose_loss({"uvd_crop": targets["uvd_crop"] + 0.1}, targets, plain)
     assert total.item() == pytest.approx(16 * 3 * 0.01, rel=1e-4) and "det" not in parts
     with pytest.raises(KeyError, match="depth"):
@@ -282,7 +314,7 @@ def _fit(net: torch.nn.Module, loss_fn, image: torch.Tensor, steps: int = 30) ->
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_a_few_steps_reduce_the_pose_loss(variant):
     image, targets = synthetic_batch()
-    cfg = PoseNetConfig.preset("smoke", variant=variant)
+    cfg = smoke_posenet(variant=variant)
     torch.manual_seed(0)
     net = PoseNet(cfg)
     parts_log = []
@@ -301,6 +333,116 @@ def test_a_few_steps_reduce_the_location_loss():
     image, targets = synthetic_batch()
     center = hand_center_target(targets["uvd_crop"])
     torch.manual_seed(0)
-    net = LocNet(LocNetConfig.preset("smoke"))
+    net = LocNet(smoke_locnet())
     history = _fit(net, lambda pred: location_loss(pred, center), image)
     assert history[-1] < 0.2 * history[0]
+
+
+# --- wiring (autograd) --------------------------------------------------------------------------
+
+
+def _outputs_and_hourglass(variant: str) -> tuple[PoseNet, dict, list, list]:
+    """A smoke PoseNet's outputs plus the heatmaps and features its hourglass stack produced."""
+    torch.manual_seed(0)
+    net = PoseNet(smoke_posenet(variant=variant))
+    captured = {}
+    net.hourglass.register_forward_hook(lambda m, i, o: captured.update(out=o))
+    image, _ = synthetic_batch()
+    out = net(image)
+    heatmaps, features = captured["out"]
+    return net, out, heatmaps, features
+
+
+def test_two_branch_depth_gets_no_gradient_from_the_hourglass():
+    net, out, heatmaps, features = _outputs_and_hourglass("two_branch")
+    grads = torch.autograd.grad(
+        out["depth"].sum(), [*features, *heatmaps], allow_unused=True, retain_graph=True
+    )
+    assert all(g is None for g in grads)
+    out["depth"].sum().backward()
+    assert all(p.grad is None for p in net.hourglass.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.stem.parameters())
+
+
+@pytest.mark.parametrize("variant", ["direct", "attention"])
+def test_direct_and_attention_depths_depend_on_the_last_stacks_features(variant):
+    net, out, _, features = _outputs_and_hourglass(variant)
+    (grad,) = torch.autograd.grad(out["depth"].sum(), features[-1], retain_graph=True)
+    assert grad is not None and grad.abs().sum() > 0
+    out["depth"].sum().backward()
+    last = net.hourglass.hourglasses[-1]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in last.parameters())
+    if variant == "attention":
+        assert any(p.grad.abs().sum() > 0 for p in net.mask.parameters())
+
+
+def test_plain_has_no_heatmaps():
+    net, out, heatmaps, _ = _outputs_and_hourglass("plain")
+    assert out["heatmaps"] == [] and heatmaps == []
+    assert len(net.hourglass.heads) == 0 and len(net.hourglass.remap_heatmaps) == 0
+    assert out["uvd_crop"].requires_grad  # all three coordinates come from the regression
+
+
+# --- levers -------------------------------------------------------------------------------------
+
+
+def test_zero_init_heads_start_every_heatmap_at_zero_and_can_leave_it():
+    torch.manual_seed(0)
+    cfg = smoke_posenet(zero_init_heads=True)
+    net = PoseNet(cfg)
+    image, targets = synthetic_batch()
+    out = net(image)
+    assert all(torch.count_nonzero(h) == 0 for h in out["heatmaps"])
+    det = sum(heatmap_loss(h, targets["heatmaps"]) for h in out["heatmaps"])
+    det.backward()
+    # The heads get a gradient (features x error), so the zero start is not a fixed point...
+    assert all(head.weight.grad.abs().sum() > 0 for head in net.hourglass.heads)
+    # ...but nothing behind them does until their weights move: the first step is the heads'.
+    assert all(
+        p.grad is None or p.grad.abs().sum() == 0 for p in net.hourglass.hourglasses.parameters()
+    )
+    torch.manual_seed(0)
+    default = PoseNet(smoke_posenet())
+    assert all(torch.count_nonzero(h) > 0 for h in default(image)["heatmaps"])
+
+
+@pytest.mark.parametrize("which", ["first", "last", "mean"])
+def test_decode_stack_chooses_the_decoded_heatmaps(which):
+    torch.manual_seed(0)
+    net = PoseNet(smoke_posenet(decode_stack=which)).eval()
+    image, _ = synthetic_batch()
+    with torch.no_grad():
+        out = net(image)
+    stacks = out["heatmaps"]
+    expected = {"first": stacks[0], "last": stacks[1], "mean": (stacks[0] + stacks[1]) / 2}[which]
+    assert torch.allclose(out["uvd_crop"][..., :2], decode_heatmaps(expected))
+    with pytest.raises(ValueError, match="decode_stack"):
+        smoke_posenet(decode_stack="best")
+
+
+def test_select_stack_rejects_unknown_choices_and_empty_lists():
+    with pytest.raises(ValueError, match="which"):
+        select_stack([torch.zeros(1, 1, 2, 2)], "middle")
+    with pytest.raises(ValueError, match="no heatmap"):
+        select_stack([], "last")
+
+
+@pytest.mark.parametrize(("sigma", "tolerance_px"), [(1.0, 0.01), (2.0, 0.1)])
+def test_integral_decoding_recovers_subpixel_peaks_whatever_the_scale(sigma, tolerance_px):
+    gen = torch.Generator().manual_seed(3)
+    uv = torch.rand(2, 5, 2, generator=gen) * 1.2 - 0.6  # away from the borders
+    heatmaps = gaussian_heatmaps(uv, 32, sigma)
+    decoded = integral_decode(heatmaps)
+    assert norm_to_pixel(decoded, 32).sub(norm_to_pixel(uv, 32)).abs().max() < tolerance_px
+    # A faint map (the plateau) decodes to the same place as a confident one.
+    assert torch.allclose(decode_heatmaps(0.01 * heatmaps, "integral"), decoded, atol=1e-5)
+    # Background noise far below the peak carries no weight.
+    noisy = heatmaps + 0.05 * torch.rand(heatmaps.shape, generator=gen)
+    assert norm_to_pixel(integral_decode(noisy), 32).sub(norm_to_pixel(uv, 32)).abs().max() < 0.3
+
+
+def test_integral_decoding_is_differentiable():
+    uv = torch.tensor([[[0.1, -0.2]]])
+    heatmaps = gaussian_heatmaps(uv, 16, 1.5).requires_grad_(True)
+    integral_decode(heatmaps).sum().backward()
+    assert heatmaps.grad is not None and heatmaps.grad.abs().sum() > 0

@@ -379,3 +379,36 @@ def test_incomplete_cache_is_rebuilt(tmp_path):
 def test_cache_rejects_centres_of_the_wrong_length(tmp_path):
     with pytest.raises(ValueError, match=r"\(5, 3\)"):
         build_cache(BlobSource(), tmp_path, SMALL, centers=np.zeros((4, 3)))
+
+
+# ---------------------------------------------------------------------------- cache context
+
+
+def test_default_context_keeps_the_cache_and_its_key_as_before(tmp_path):
+    cache = build_cache(BlobSource(2), tmp_path, SMALL, dtype="float32")
+    assert "context" not in cache.meta["key"]["config"]  # caches built before stay valid
+    assert cache.image(0).shape == (32, 32)
+    np.testing.assert_array_equal(cache.image_for(0, cache.crop(0)), cache.image(0))
+    with pytest.raises(ValueError, match="context"):
+        CropConfig(context=0.9)
+
+
+def test_context_cache_keeps_what_a_rotation_brings_into_the_crop(tmp_path):
+    # A large object fills the whole cube crop, so a 45 degree rotation of the crop window
+    # shows image content from outside the cube crop's corners.
+    source = BlobSource(1)
+    source.frames = [blob_frame(radius_px=150)]
+    plain = build_cache(source, tmp_path / "plain", SMALL, dtype="float32")
+    wide_config = replace(SMALL, context=1.5)
+    wide = build_cache(source, tmp_path / "wide", wide_config, dtype="float32")
+    assert wide.image(0).shape == (48, 48) and "context" in wide.meta["key"]["config"]
+    base = wide.crop(0)
+    np.testing.assert_allclose(base.matrix, plain.crop(0).matrix)  # the network's crop
+    # Unaugmented, the network sees the same cube crop as without context.
+    np.testing.assert_allclose(wide.image_for(0, base), plain.image(0), atol=1e-5)
+    rotated = augment_crop(base, AugmentParams(rotation_deg=45.0))
+    direct = crop_depth(source.frames[0].depth_mm, rotated)
+    match_wide = (np.abs(wide.image_for(0, rotated) - direct) < 0.01).mean()
+    match_plain = (np.abs(plain.image_for(0, rotated) - direct) < 0.01).mean()
+    assert match_wide > 0.99
+    assert match_plain < 0.9  # the corners came back as background

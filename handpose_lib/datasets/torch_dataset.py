@@ -34,7 +34,6 @@ from handpose_lib.preprocess import (
     build_cache,
     crop_depth,
     make_crop,
-    recrop_normalized,
     resolve_centers,
     sample_targets,
 )
@@ -92,12 +91,12 @@ class HandPoseDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} frames")
         params = self.augment.sample(self.rng(index)) if self.augment is not None else None
         if self.cache is not None:
-            base = self.cache.crop(index)
-            image = self.cache.image(index)
-            crop = base
+            # Re-sampled from the stored crop, which may hold more context than the cube so
+            # that a rotated crop does not run past its edge.
+            crop = self.cache.crop(index)
             if params is not None:
-                crop = augment_crop(base, params)
-                image = recrop_normalized(image, base, crop)
+                crop = augment_crop(crop, params)
+            image = self.cache.image_for(index, crop)
             return sample_targets(image, self.cache.uvd(index), crop, self.config)
         frame = self.source[index]
         crop = make_crop(

@@ -53,7 +53,7 @@ class StackedHourglass(nn.Module):
     (B, C, H, W); a 1x1 conv on them gives the J heatmaps (B, J, H, W). Between stacks the input
     of the next stack is x + conv1x1(features) + conv1x1(heatmaps). With `with_heatmaps=False`
     (the one-task "plain" baseline) there are no heatmap heads and the remap uses the
-    features only.
+    features only. `zero_init_heads` starts the heads' weights and biases at 0.
     """
 
     def __init__(
@@ -64,6 +64,7 @@ class StackedHourglass(nn.Module):
         depth: int,
         se_reduction: int = 16,
         with_heatmaps: bool = True,
+        zero_init_heads: bool = False,
     ) -> None:
         super().__init__()
         if num_stacks < 1:
@@ -82,6 +83,12 @@ class StackedHourglass(nn.Module):
         self.heads = nn.ModuleList(
             nn.Conv2d(channels, num_joints, 1) for _ in range(num_stacks if with_heatmaps else 0)
         )
+        if zero_init_heads:
+            # Every heatmap starts exactly at 0; the heads' weights still get gradients
+            # (features x error), but the backbone gets none from L_det until they move.
+            for conv in self.heads:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         self.remap_features = nn.ModuleList(
             nn.Conv2d(channels, channels, 1) for _ in range(num_stacks - 1)
         )

@@ -16,7 +16,7 @@ linear layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -52,22 +52,6 @@ class LocNetConfig:
                 f"LocNetConfig: input_size={self.input_size} must be divisible by "
                 f"2**{1 + len(self.stage_channels)} and leave at least pool={self.pool} pixels"
             )
-
-    @classmethod
-    def preset(cls, name: str, **overrides: object) -> LocNetConfig:
-        """A named size ("paper", "cpu", "smoke") with optional field overrides."""
-        if name not in LOCNET_PRESETS:
-            raise ValueError(f"unknown LocNet preset {name!r}; known: {sorted(LOCNET_PRESETS)}")
-        return replace(LOCNET_PRESETS[name], **overrides)
-
-
-LOCNET_PRESETS: dict[str, LocNetConfig] = {
-    "paper": LocNetConfig(),
-    "cpu": LocNetConfig(input_size=64, stem_channels=16, stage_channels=(32, 64, 128), hidden=256),
-    "smoke": LocNetConfig(
-        input_size=32, stem_channels=8, stage_channels=(16, 16), hidden=32, se_reduction=4
-    ),
-}
 
 
 def hand_center_target(uvd_crop: torch.Tensor) -> torch.Tensor:

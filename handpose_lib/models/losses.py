@@ -1,10 +1,12 @@
 """Training losses: Eq. 1 and Eq. 2 of the paper, and the hand-location loss.
 
 Scales (per sample, averaged over the batch):
-- L_det^i (Eq. 2): sum over the J joints of the mean over the H x W pixels of the squared
-  difference between predicted and ground-truth heatmaps. The pixel mean (rather than the sum)
-  keeps the term independent of heatmap resolution, so the paper and CPU sizes train with the
-  same learning rate; it is the per-joint version of Newell et al.'s MSE.
+- L_det^i (Eq. 2): sum over the J joints of the squared difference between predicted and
+  ground-truth heatmaps, reduced over the H x W pixels by `PoseNetConfig.det_reduction`:
+  "mean" (default) keeps the term independent of heatmap resolution, so the paper and CPU
+  sizes train with the same learning rate (the per-joint version of Newell et al.'s MSE);
+  "sum" is the squared L2 distance of Eq. 2 as the paper writes it, H x W times larger, which
+  also scales the gradient that pulls heatmaps off the all-zero plateau by H x W.
 - L_reg: on normalized depths (d - d_centre) / (cube_mm / 2), summed over joints; "l2" is the
   squared error, "smooth_l1" is Huber with beta = SMOOTH_L1_BETA (~3 mm for a 300 mm cube),
   both summed over joints. Summing over joints in both terms keeps them comparable as J changes.
@@ -26,10 +28,18 @@ from handpose_lib.models.posenet import PoseNetConfig
 SMOOTH_L1_BETA = 0.02
 
 
-def heatmap_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: (B, J, H, W) x2 -> scalar, sum over joints of the pixel-mean squared error."""
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Eq. 2: (B, J, H, W) x2 -> scalar, sum over joints of the squared error reduced over
+    pixels by "mean" or "sum", averaged over the batch."""
     _check_same_shape("heatmaps", pred, target)
-    return (pred - target).pow(2).mean(dim=(-2, -1)).sum(dim=1).mean()
+    squared = (pred - target).pow(2)
+    if reduction == "mean":
+        per_joint = squared.mean(dim=(-2, -1))
+    elif reduction == "sum":
+        per_joint = squared.sum(dim=(-2, -1))
+    else:
+        raise ValueError(f"heatmap_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+    return per_joint.sum(dim=1).mean()
 
 
 def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l2") -> torch.Tensor:
@@ -61,7 +71,7 @@ def pose_loss(
         if not isinstance(stacks, list | tuple) or not stacks:
             raise ValueError("pose_loss: outputs['heatmaps'] must be a non-empty list of stacks")
         gt = _get(targets, "heatmaps")
-        det_terms = [heatmap_loss(h, gt) for h in stacks]
+        det_terms = [heatmap_loss(h, gt, config.det_reduction) for h in stacks]
         for i, term in enumerate(det_terms):
             parts[f"det_{i}"] = float(term.detach())
         det = torch.stack(det_terms).sum()

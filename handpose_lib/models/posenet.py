@@ -11,24 +11,25 @@ followed by `num_stacks` stacked hourglasses. They differ in what the depth regr
                 modules (the last stack's features).
 - "attention":  the paper's model, Eq. 3: F_reg = M * F_raw, see `PoseNet` for M.
 
-Heatmap variants decode u, v from the last stack's heatmaps (`handpose_lib.decode`) and take d
-from the regression.
+Heatmap variants decode u, v from the last stack's heatmaps (`handpose_lib.decode`; the config's
+`decode_stack` may choose the first or the mean instead) and take d from the regression.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import nn
 
-from handpose_lib.decode import METHODS, decode_heatmaps
+from handpose_lib.decode import METHODS, STACK_CHOICES, decode_heatmaps, select_stack
 from handpose_lib.models.blocks import ResBlock, conv_bn_relu
 from handpose_lib.models.hourglass import StackedHourglass
 
 VARIANTS = ("plain", "two_branch", "direct", "attention")
 REG_LOSSES = ("l2", "smooth_l1")
+DET_REDUCTIONS = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,14 @@ class PoseNetConfig:
     reg_hidden:      width of the head's hidden linear layer.
     reg_weight:      weight of the regression term in the loss (Eq. 1 has 1).
     reg_loss:        "l2" or "smooth_l1" on normalized depths (plain: on uvd_crop).
-    decode_method:   sub-pixel heatmap decoding, see `handpose_lib.decode`.
+    det_reduction:   how Eq. 2 reduces over the H x W pixels of a joint's heatmap: "mean"
+                     (resolution-independent, the default) or "sum" (the squared L2 distance
+                     as the paper writes it; H x W times larger, e.g. 4096 x at 64 x 64).
+    zero_init_heads: start the 1x1 heatmap heads at weight 0, bias 0, so every predicted
+                     heatmap starts exactly at 0 instead of at random values.
+    decode_method:   heatmap decoding, see `handpose_lib.decode` ("gaussian", "quarter",
+                     "argmax", "integral").
+    decode_stack:    which stack's heatmaps give u, v: "last", "first" or "mean" of all.
     """
 
     num_joints: int = 16
@@ -65,6 +73,9 @@ class PoseNetConfig:
     reg_weight: float = 1.0
     reg_loss: str = "l2"
     decode_method: str = "gaussian"
+    det_reduction: str = "mean"
+    zero_init_heads: bool = False
+    decode_stack: str = "last"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -101,48 +112,18 @@ class PoseNetConfig:
             )
         if self.reg_weight < 0:
             raise ValueError(f"PoseNetConfig.reg_weight must be >= 0, got {self.reg_weight}")
+        for name, allowed in (
+            ("det_reduction", DET_REDUCTIONS),
+            ("decode_stack", STACK_CHOICES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"PoseNetConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
 
     @property
     def uses_heatmaps(self) -> bool:
         return self.variant != "plain"
-
-    @classmethod
-    def preset(cls, name: str, **overrides: object) -> PoseNetConfig:
-        """A named size ("paper", "cpu", "smoke") with optional field overrides."""
-        if name not in POSENET_PRESETS:
-            raise ValueError(f"unknown PoseNet preset {name!r}; known: {sorted(POSENET_PRESETS)}")
-        return replace(POSENET_PRESETS[name], **overrides)
-
-
-POSENET_PRESETS: dict[str, PoseNetConfig] = {
-    # Fig. 1 caption: 128x128 input, hourglass at 64x64 with 128 channels, 2 stacks.
-    "paper": PoseNetConfig(),
-    # Trainable on a 2-core CPU inside the 30-minute default run: a quarter of the pixels, a
-    # quarter of the width, same topology (2 stacks of SE-ResBlock hourglasses).
-    "cpu": PoseNetConfig(
-        input_size=64,
-        heatmap_size=32,
-        channels=32,
-        num_stacks=2,
-        hourglass_depth=3,
-        se_reduction=8,
-        reg_channels=32,
-        reg_blocks=3,
-        reg_hidden=128,
-    ),
-    # Unit tests: runs in milliseconds.
-    "smoke": PoseNetConfig(
-        input_size=32,
-        heatmap_size=16,
-        channels=16,
-        num_stacks=2,
-        hourglass_depth=2,
-        se_reduction=4,
-        reg_channels=16,
-        reg_blocks=2,
-        reg_hidden=32,
-    ),
-}
 
 
 class RegressionHead(nn.Module):
@@ -219,6 +200,7 @@ class PoseNet(nn.Module):
             config.hourglass_depth,
             se_reduction=r,
             with_heatmaps=config.uses_heatmaps,
+            zero_init_heads=config.zero_init_heads,
         )
         if config.variant == "attention":
             self.mask = nn.Sequential(
@@ -241,7 +223,8 @@ class PoseNet(nn.Module):
         'heatmaps': list over stacks of (B, J, S/2, S/2) (empty for "plain");
         'depth':    (B, J) normalized joint depths;
         'uvd_crop': (B, J, 3) normalized crop coordinates; for heatmap variants u, v are
-                    decoded from the last stack (no gradient) and d is 'depth';
+                    decoded from the `decode_stack` heatmaps (no gradient, except with
+                    "integral" decoding) and d is 'depth';
         'attention': (B, C, S/2, S/2) masks in (0, 1), "attention" variant only.
         """
         cfg = self.config
@@ -267,6 +250,6 @@ class PoseNet(nn.Module):
             out["attention"] = mask
             reg_input = mask * shallow
         depth = self.regression(reg_input)
-        uv = decode_heatmaps(heatmaps[-1], cfg.decode_method)
+        uv = decode_heatmaps(select_stack(heatmaps, cfg.decode_stack), cfg.decode_method)
         out.update(depth=depth, uvd_crop=torch.cat([uv, depth[..., None]], dim=-1))
         return out

@@ -1,0 +1,239 @@
+"""Cache of preprocessed crops: memory-mapped arrays keyed by everything a crop depends on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from handpose_lib.preprocess.crop import (
+    Crop,
+    CropConfig,
+    context_crop,
+    context_pad,
+    crop_depth,
+    make_crop,
+    recrop_normalized,
+)
+from handpose_lib.preprocess.segmentation import hand_center, joints_center
+
+CACHE_VERSION = 1
+_ARRAYS = ("images", "uvd", "center_uvd", "matrix", "cube_mm")
+
+
+@dataclass
+class CropCache:
+    """Memory-mapped crops of every frame of a source, at the centres chosen when built.
+
+    images (N, 1, S', S') float16/float32 normalized crops, S' = S + 2 `context_pad` (S when
+    the config's context is 1); uvd (N, J, 3) image joints; center_uvd (N, 3); matrix
+    (N, 3, 3) image -> pixels of the network's S x S cube crop; cube_mm (N,) its cube side.
+    Arrays open lazily and are dropped on pickling, so DataLoader workers map the files
+    themselves instead of copying them.
+    """
+
+    directory: Path
+    meta: dict = field(default_factory=dict)
+    _arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, directory: str | Path) -> CropCache:
+        directory = Path(directory)
+        meta_path = directory / "meta.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path}: no crop cache here (missing meta.json)")
+        meta = json.loads(meta_path.read_text())
+        if not meta.get("complete"):
+            raise ValueError(f"{meta_path}: cache was never completed; rebuild it")
+        return cls(directory=directory, meta=meta)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = {
+                name: np.load(self.directory / f"{name}.npy", mmap_mode="r") for name in _ARRAYS
+            }
+        return self._arrays
+
+    def __getstate__(self) -> dict:
+        return {"directory": self.directory, "meta": self.meta, "_arrays": None}
+
+    def __len__(self) -> int:
+        return int(self.meta["key"]["num_frames"])
+
+    @property
+    def context(self) -> float:
+        return float(self.meta["key"]["config"].get("context", 1.0))
+
+    def crop(self, index: int) -> Crop:
+        """The network's S x S cube crop of frame `index` (what augmentation starts from)."""
+        a = self.arrays
+        return Crop(
+            matrix=np.array(a["matrix"][index], dtype=np.float64),
+            center_uvd=np.array(a["center_uvd"][index], dtype=np.float64),
+            cube_mm=float(a["cube_mm"][index]),
+            size=int(self.meta["key"]["config"]["input_size"]),
+        )
+
+    def stored_crop(self, index: int) -> Crop:
+        """The crop the stored image was taken with: `crop(index)` grown by the context."""
+        return context_crop(self.crop(index), self.context)
+
+    def image(self, index: int) -> np.ndarray:
+        """(S', S') float32 normalized stored crop (S' = S without context)."""
+        return np.array(self.arrays["images"][index, 0], dtype=np.float32)
+
+    def image_for(self, index: int, crop: Crop) -> np.ndarray:
+        """(S, S) float32 normalized image of any `crop` of frame `index` (e.g. augmented),
+        re-sampled from the stored crop; the stored image itself when `crop` is it."""
+        stored = self.stored_crop(index)
+        image = self.image(index)
+        if crop.size == stored.size and np.array_equal(crop.matrix, stored.matrix):
+            if crop.cube_mm == stored.cube_mm and crop.center_uvd[2] == stored.center_uvd[2]:
+                return image
+        return recrop_normalized(image, stored, crop)
+
+    def uvd(self, index: int) -> np.ndarray:
+        return np.array(self.arrays["uvd"][index], dtype=np.float64)
+
+
+def _source_fingerprint(source) -> dict:
+    """What identifies a source's content: its own cache_key if it has one, else a hash of a
+    few frames (first, middle, last), so a changed seed or file is noticed."""
+    key = getattr(source, "cache_key", None)
+    if key is not None:
+        return {"cache_key": str(key)}
+    digest = hashlib.sha256()
+    n = len(source)
+    for i in sorted({0, n // 2, n - 1}):
+        frame = source[i]
+        digest.update(np.ascontiguousarray(frame.depth_mm, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(frame.uvd, dtype=np.float64).tobytes())
+    return {"type": type(source).__name__, "frames_sha256": digest.hexdigest()}
+
+
+def _centers_key(centers: str | np.ndarray) -> str:
+    if isinstance(centers, str):
+        return centers
+    array = np.ascontiguousarray(centers, dtype=np.float64)
+    return "array:" + hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def _config_key(config: CropConfig) -> dict:
+    """The config's fields; `context` only when it is not the default, so caches built before
+    the field existed keep their key (their crops are exactly the context-1 crops)."""
+    data = config.to_dict()
+    if data["context"] == 1.0:
+        del data["context"]
+    return data
+
+
+def cache_key(source, config: CropConfig, centers: str | np.ndarray, dtype: str) -> dict:
+    """Everything a cached crop depends on; any difference means the cache is stale."""
+    return {
+        "version": CACHE_VERSION,
+        "dataset": source.dataset,
+        "num_frames": len(source),
+        "config": _config_key(config),
+        "centers": _centers_key(centers),
+        "dtype": np.dtype(dtype).name,
+        "source": _source_fingerprint(source),
+    }
+
+
+def resolve_centers(source, centers: str | np.ndarray, config: CropConfig):
+    """A function (index, frame) -> (3,) uvd centre for centres "com", "joints" or an array."""
+    if isinstance(centers, str):
+        if centers not in ("com", "joints"):
+            raise ValueError(
+                f"centers must be 'com', 'joints' or an (N, 3) uvd array, got {centers!r}"
+            )
+
+        def center_of(index: int, frame) -> np.ndarray:
+            if centers == "joints":
+                return joints_center(frame.uvd, frame.camera)
+            try:
+                return hand_center(frame.depth_mm, frame.camera, config)
+            except ValueError as err:
+                raise ValueError(f"frame {index} ({frame.name!r}): {err}") from None
+
+        return center_of
+    array = np.asarray(centers, dtype=np.float64)
+    if array.shape != (len(source), 3):
+        raise ValueError(
+            f"centers array must have shape ({len(source)}, 3) (one uvd per frame), "
+            f"got {array.shape}"
+        )
+    return lambda index, frame: array[index]
+
+
+def build_cache(
+    source,
+    directory: str | Path,
+    config: CropConfig,
+    centers: str | np.ndarray = "com",
+    dtype: str = "float16",
+    progress: bool = False,
+) -> CropCache:
+    """Open the cache in `directory`, building it first if missing, incomplete or stale.
+
+    A cache whose key (source fingerprint, config, centres, dtype, format version) differs
+    from the requested one is rebuilt with a warning, never reused.
+    """
+    directory = Path(directory)
+    key = cache_key(source, config, centers, dtype)
+    meta_path = directory / "meta.json"
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError:
+            meta = {}
+        if meta.get("complete") and meta.get("key") == key:
+            return CropCache(directory=directory, meta=meta)
+        reason = "incomplete" if meta.get("key") == key else "stale (built for another key)"
+        warnings.warn(f"{directory}: crop cache is {reason}; rebuilding", stacklevel=2)
+        # Only our own files: the directory may be shared with other things.
+        for name in _ARRAYS:
+            (directory / f"{name}.npy").unlink(missing_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"key": key, "complete": False}
+    meta_path.write_text(json.dumps(meta, indent=1))
+
+    n, size = len(source), config.input_size
+    stored = size + 2 * context_pad(size, config.context)
+    center_of = resolve_centers(source, centers, config)
+    first = source[0]
+    joints = first.uvd.shape[0]
+    open_memmap = np.lib.format.open_memmap
+    arrays = {
+        "images": open_memmap(
+            directory / "images.npy", "w+", np.dtype(dtype), (n, 1, stored, stored)
+        ),
+        "uvd": open_memmap(directory / "uvd.npy", "w+", np.float64, (n, joints, 3)),
+        "center_uvd": open_memmap(directory / "center_uvd.npy", "w+", np.float64, (n, 3)),
+        "matrix": open_memmap(directory / "matrix.npy", "w+", np.float64, (n, 3, 3)),
+        "cube_mm": open_memmap(directory / "cube_mm.npy", "w+", np.float64, (n,)),
+    }
+    indices = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc=f"caching crops in {directory}")
+    for i in indices:
+        frame = first if i == 0 else source[i]
+        crop = make_crop(center_of(i, frame), frame.camera, config.cube_mm, size)
+        arrays["images"][i, 0] = crop_depth(frame.depth_mm, context_crop(crop, config.context))
+        arrays["uvd"][i] = frame.uvd
+        arrays["center_uvd"][i] = crop.center_uvd
+        arrays["matrix"][i] = crop.matrix
+        arrays["cube_mm"][i] = crop.cube_mm
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    meta["complete"] = True
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return CropCache(directory=directory, meta=meta)
