@@ -1,7 +1,9 @@
 """Shared test set-up (tests/ and the notebooks run by nbval).
 
-The published labels are read from `../shared/published` (beside the checkout) unless
-HANDPOSE_PUBLISHED_DIR names another copy; a missing copy fails the tests that need it.
+The published labels and predictions come the way a user gets them (`published.fetch`): from a
+local copy when one is configured (HANDPOSE_PUBLISHED_DIR, or `../shared/published` beside the
+checkout), otherwise downloaded once into the cache from HANDPOSE_PUBLISHED_URL (default: the
+pinned upstream) and verified by sha256. Nothing here requires a local copy.
 Figures written by notebooks under nbval go to a temporary folder, never to figures/.
 """
 
@@ -13,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent
-DEFAULT_PUBLISHED = REPO_ROOT.parent / "shared" / "published"
+from handpose_lib import published
 
 
 def pytest_configure(config):
     # Set before any kernel starts, so notebooks run by nbval inherit them.
-    # An empty value (e.g. from the Makefile when no copy exists) counts as unset.
+    # An empty value counts as unset.
     defaults = {
-        "HANDPOSE_PUBLISHED_DIR": str(DEFAULT_PUBLISHED),
         "HANDPOSE_FIGURES_DIR": tempfile.mkdtemp(prefix="handpose-figures-"),
         "HANDPOSE_PROFILE": "smoke",
         "HANDPOSE_HEADLESS": "1",
@@ -34,8 +34,10 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def published_dir() -> Path:
-    """The local copy of the published files; its absence is a failure, not a skip."""
-    path = Path(os.environ["HANDPOSE_PUBLISHED_DIR"])
-    if not (path / "MANIFEST.tsv").is_file():
-        pytest.fail(f"published labels missing: {path}/MANIFEST.tsv (set HANDPOSE_PUBLISHED_DIR)")
-    return path
+    """A folder laid out like MANIFEST.tsv that holds every published file, all verified.
+
+    The local copy when one is configured, else the download cache, filled on first use.
+    Without either (no copy, no network) the tests that need the files fail with the one-line
+    PublishedUnavailable message: they are part of what a user runs.
+    """
+    return published.fetch_all()

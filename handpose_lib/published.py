@@ -1,10 +1,19 @@
 """Published ICVL / NYU test labels and earlier methods' predictions.
 
 Every file is listed in `published_registry.tsv` (shipped with the package) with its
-sha256 and its upstream address in xinghaochen/awesome-hand-pose-estimation at a pinned
-commit. `fetch` downloads a file with pooch into a cache, or takes it from a local copy
-(argument `local_dir` or environment variable HANDPOSE_PUBLISHED_DIR) laid out like
-MANIFEST.tsv. Either way the checksum is verified: a mismatch is an error.
+sha256, size and upstream path in xinghaochen/awesome-hand-pose-estimation at a pinned
+commit. `fetch` returns a verified copy of one file:
+
+* a local copy, when one is configured: the argument `local_dir`, else the environment
+  variable HANDPOSE_PUBLISHED_DIR, else `../shared/published` beside the checkout when it
+  holds a MANIFEST.tsv. Files lie under their registry path (`icvl/...`, `nyu/results/...`);
+* otherwise the download cache (HANDPOSE_CACHE_DIR, else `data/cache/published` of the
+  checkout), laid out the same way. A file missing there is downloaded once with pooch from
+  HANDPOSE_PUBLISHED_URL (default: the pinned upstream commit) + its upstream path.
+
+Either way the sha256 is verified: a mismatch is an error, and a file that can be neither
+found nor downloaded raises PublishedUnavailable, whose one-line message names the file, the
+address tried and the two ways to supply a copy.
 
 The files are in the community uvd format (`handpose_lib.uvd_format`).
 """
@@ -14,14 +23,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pooch
+import requests
 
+from handpose_lib import conventions
 from handpose_lib.joints import num_joints
+from handpose_lib.paths import REPO_ROOT
 from handpose_lib.uvd_format import FormatError, read_uvd
 
 UPSTREAM_REPO = "xinghaochen/awesome-hand-pose-estimation"
@@ -30,17 +44,26 @@ UPSTREAM_BASE_URL = f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREA
 
 ENV_LOCAL_DIR = "HANDPOSE_PUBLISHED_DIR"
 ENV_CACHE_DIR = "HANDPOSE_CACHE_DIR"
+ENV_BASE_URL = "HANDPOSE_PUBLISHED_URL"
+# A copy beside the checkout (as in this project's CI); used only when it has its manifest.
+SIBLING_COPY = REPO_ROOT.parent / "shared" / "published"
 
 # Frame ranges of the test sets in the order of the label files. ICVL's test set is the
-# concatenation of test_seq_1 (702 frames) and test_seq_2 (894 frames).
+# concatenation of test_seq_1 and test_seq_2; NYU's of its two subjects (conventions.py).
 TEST_SUBSETS: dict[str, dict[str, tuple[int, int]]] = {
-    "icvl": {"all": (0, 1596), "test_seq_1": (0, 702), "test_seq_2": (702, 1596)},
-    "nyu": {"all": (0, 8252)},
+    dataset: conventions.test_subsets(dataset) for dataset in conventions.DATASETS
 }
 
 
 class ChecksumError(ValueError):
     """A file's sha256 differs from the registry: it is never used."""
+
+
+class PublishedUnavailable(OSError):
+    """A published file has no local copy and could not be downloaded (one-line message).
+
+    An OSError, so command-line tools that report I/O errors as one line report this one too.
+    """
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,12 @@ class PublishedFile:
 
     @property
     def url(self) -> str:
+        """Where `fetch` downloads it from: HANDPOSE_PUBLISHED_URL or the pinned upstream."""
+        return base_url() + self.upstream_path
+
+    @property
+    def upstream_url(self) -> str:
+        """The file at the pinned upstream commit, whatever HANDPOSE_PUBLISHED_URL says."""
         return UPSTREAM_BASE_URL + self.upstream_path
 
     @property
@@ -127,20 +156,39 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def base_url() -> str:
+    """HANDPOSE_PUBLISHED_URL (a mirror laid out like the upstream repository), else upstream."""
+    url = os.environ.get(ENV_BASE_URL) or UPSTREAM_BASE_URL
+    return url if url.endswith("/") else url + "/"
+
+
 def default_cache_dir() -> Path:
-    """HANDPOSE_CACHE_DIR, else `data/cache/published` of this checkout (ignored by git)."""
+    """HANDPOSE_CACHE_DIR, else `data/cache/published` of this checkout (ignored by git).
+
+    Installed without a checkout, the user cache folder of the platform (pooch.os_cache).
+    """
     env = os.environ.get(ENV_CACHE_DIR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "data" / "cache" / "published"
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "data" / "cache" / "published"
+    return Path(pooch.os_cache("handpose_lib")) / "published"
 
 
 def resolve_local_dir(local_dir: str | os.PathLike | None = None) -> Path | None:
-    """The local copy to read from: the argument, else HANDPOSE_PUBLISHED_DIR, else None."""
+    """The local copy to read from, or None (download into the cache).
+
+    The argument, else HANDPOSE_PUBLISHED_DIR (an empty value counts as unset), else
+    `../shared/published` beside the checkout when it holds a MANIFEST.tsv.
+    """
     if local_dir is not None:
         return Path(local_dir)
     env = os.environ.get(ENV_LOCAL_DIR)
-    return Path(env) if env else None
+    if env:
+        return Path(env)
+    if (SIBLING_COPY / "MANIFEST.tsv").is_file():
+        return SIBLING_COPY
+    return None
 
 
 def fetch(
@@ -150,9 +198,11 @@ def fetch(
 ) -> Path:
     """Path of a verified copy of a published file.
 
-    With a local copy (argument or HANDPOSE_PUBLISHED_DIR) the file is read from there and
-    its sha256 checked; otherwise pooch downloads it from the pinned upstream commit into
-    the cache and checks it. A mismatch raises ChecksumError in both cases.
+    From the local copy when one is configured (see `resolve_local_dir`), else from the cache
+    `cache_dir` (default `default_cache_dir()`), downloading it there first when it is missing
+    or fails its checksum. Raises ChecksumError for a copy or download whose sha256 differs,
+    FileNotFoundError for a file missing from a configured local copy, PublishedUnavailable
+    when the download fails (no network, no such address).
     """
     if isinstance(entry, str):
         entry = lookup(entry)
@@ -166,21 +216,84 @@ def fetch(
             )
         verify_checksum(path, entry.sha256)
         return path
-
-    import pooch  # imported here: only downloads need it
-
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = cache / entry.path
+    stale = target.exists()  # pooch re-downloads a cached file whose hash differs
+    cache.mkdir(parents=True, exist_ok=True)  # outside the try: not a download failure
     try:
-        downloaded = pooch.retrieve(
+        pooch.retrieve(
             url=entry.url,
             known_hash=f"sha256:{entry.sha256}",
-            fname=entry.path.replace("/", "__"),
+            fname=entry.path,  # the cache is laid out like a local copy
             path=cache,
             progressbar=False,
         )
-    except ValueError as err:  # pooch's way of refusing a hash mismatch
-        raise ChecksumError(f"{entry.url}: {err}") from err
-    return Path(downloaded)
+    except ValueError as err:  # pooch's way of refusing a hash mismatch; nothing is kept
+        raise ChecksumError(
+            f"{entry.url}: the download's sha256 differs from the registry ({err}); "
+            "refusing to use it"
+        ) from None
+    except requests.exceptions.RequestException as err:
+        raise PublishedUnavailable(_unavailable_message(entry, target, err, stale)) from None
+    return target
+
+
+def _unavailable_message(
+    entry: PublishedFile, target: Path, err: requests.exceptions.RequestException, stale: bool
+) -> str:
+    """One line: the file, the address tried and why, and how to supply a copy instead."""
+    if isinstance(err, requests.exceptions.HTTPError) and err.response is not None:
+        reason = f"HTTP {err.response.status_code}"
+    elif isinstance(err, requests.exceptions.Timeout):
+        reason = "timed out"
+    elif isinstance(err, requests.exceptions.ConnectionError):
+        detail = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
+        reason = "no connection" + (f": {detail[1].strip()}" if detail else "")
+    else:
+        reason = type(err).__name__
+    cached = "; the cached copy fails its sha256 check" if stale else ""
+    return (
+        f"published file {entry.path} ({entry.bytes} bytes) is not available: "
+        f"download from {entry.url} failed ({reason}){cached}. Supply a local copy: set "
+        f"{ENV_LOCAL_DIR} to a folder holding {entry.path}, or place the file at {target}"
+    )
+
+
+def fetch_all(
+    entries: list[PublishedFile] | tuple[PublishedFile, ...] | None = None,
+    local_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Fetch `entries` (default: the whole registry); returns the folder that holds them.
+
+    That folder is laid out like MANIFEST.tsv (the local copy, or the cache), so it can be
+    given as `local_dir` afterwards. Files already cached are verified, not downloaded.
+    """
+    local = resolve_local_dir(local_dir)
+    for entry in registry() if entries is None else entries:
+        fetch(entry, local_dir=local, cache_dir=cache_dir)
+    if local is not None:
+        return local
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+
+def missing_from_cache(
+    entries: list[PublishedFile] | tuple[PublishedFile, ...] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> list[PublishedFile]:
+    """The entries `fetch` would download now: none with a local copy, else those not cached.
+
+    Decided by presence and size only (cheap); `fetch` still verifies every sha256.
+    """
+    if resolve_local_dir() is not None:
+        return []
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    missing = []
+    for entry in registry() if entries is None else entries:
+        path = cache / entry.path
+        if not (path.is_file() and path.stat().st_size == entry.bytes):
+            missing.append(entry)
+    return missing
 
 
 def verify_checksum(path: Path, expected_sha256: str) -> None:

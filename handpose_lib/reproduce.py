@@ -2,33 +2,63 @@
 
     python -m handpose_lib.reproduce [--profile smoke|cpu|paper]
                                      [--dataset synthetic|icvl|nyu]
-                                     [--data-root PATH] [--output DIR]
+                                     [--data-root PATH] [--output DIR] [--figures-dir DIR]
 
 Executed notebooks go to `--output` (default `outputs/<profile>-<dataset>/`, ignored by
-git); tables and figures to `figures/` (or --figures-dir). Each notebook receives only the
-parameters its `parameters` cell declares, from: PROFILE, DATASET, DATA_ROOT, OUTPUT_DIR
-(the figures folder) and RUN_DIR (the run folder, through which notebooks hand trained
-models to later notebooks). A failing notebook stops the run, naming notebook and cell.
+git). Tables and figures of the default run (profile cpu on synthetic data) go to `figures/`;
+every other profile or dataset writes them to `<output>/figures/`, so the committed figures
+always show the default run (`--figures-dir` or $HANDPOSE_FIGURES_DIR choose another folder).
+Each notebook receives only the parameters its `parameters` cell declares, from: PROFILE,
+DATASET, DATA_ROOT, OUTPUT_DIR (the figures folder), RUN_DIR (the run folder, through which
+notebooks hand trained models to later notebooks) and HEADLESS=True (explorers draw one static
+view: no front end listens to widgets).
+
+Before the first notebook the published files the notebooks evaluate against are fetched
+(downloaded once into the cache, verified by sha256), so a missing network stops the run at
+once with one line. While a notebook runs, one line shows the notebook, the cell and, during a
+training, the epoch, step and time left (read from the `progress.json` the trainer writes in
+the run folder); it refreshes in place on a terminal and is printed every 30 s otherwise.
+A failing notebook stops the run, naming notebook and cell.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
-from handpose_lib.paths import ENV_HEADLESS, ENV_RUN_DIR, REPO_ROOT, figures_dir
+import pooch
+
+from handpose_lib import published
+from handpose_lib.paths import ENV_FIGURES_DIR, ENV_HEADLESS, ENV_RUN_DIR, REPO_ROOT, figures_dir
 
 PROFILES = ("smoke", "cpu", "paper")
+DATASETS = ("synthetic", "icvl", "nyu")
+# The run whose tables and figures are committed under figures/.
+DEFAULT_PROFILE, DEFAULT_DATASET = "cpu", "synthetic"
 # Longest a single cell may run before the run is declared hung (None: no limit). A paper-size
 # training cell legitimately runs for hours on a GPU.
 CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "paper": None}
-DATASETS = ("synthetic", "icvl", "nyu")
 HEADLINES_FILE = "headlines.json"
+PROGRESS_FILE = "progress.json"  # written by handpose_lib.training.progress
+# Seconds between progress updates: refreshed in place on a terminal, new lines in logs.
+REFRESH_S = {True: 1.0, False: 30.0}
+
+# The kernel's own log (TCP transport warnings, "KeyboardInterrupt caught in kernel" when the
+# kernel manager interrupts it on shutdown) says nothing a user can act on; errors in the
+# notebook's cells reach the runner through the executed notebook, not this log. Kernel
+# connections are encrypted where pyzmq supports CurveZMQ (the kernelspec declares it).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 class NotebookFailed(RuntimeError):
@@ -40,16 +70,18 @@ class RunSummary:
     notebook_seconds: dict[str, float] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     headlines: dict[str, object] = field(default_factory=dict)
+    figures_dir: Path | None = None
 
     def format(self) -> str:
         lines = ["", "=== reproduction summary ===", "notebooks:"]
         lines += [f"  {name:<40s} {secs:8.1f} s" for name, secs in self.notebook_seconds.items()]
         tables = [p for p in self.written if p.suffix in (".csv", ".md")]
         figures = [p for p in self.written if p.suffix in (".png", ".pdf")]
-        lines.append(f"tables ({len(tables)}):")
-        lines += [f"  {p}" for p in tables]
-        lines.append(f"figures ({len(figures)}):")
-        lines += [f"  {p}" for p in figures]
+        where = f" in {self.figures_dir}" if self.figures_dir else ""
+        lines.append(f"tables ({len(tables)}){where}:")
+        lines += [f"  {p.name}" for p in tables]
+        lines.append(f"figures ({len(figures)}){where}:")
+        lines += [f"  {p.name}" for p in figures]
         lines.append("headline numbers:")
         lines += [f"  {key}: {value}" for key, value in self.headlines.items()]
         return "\n".join(lines)
@@ -64,13 +96,14 @@ def record_headline(key: str, value: object) -> None:
     """Called from notebooks: store a headline number for the runner's summary.
 
     Outside a runner (no HANDPOSE_RUN_DIR) it only prints, so notebooks run unchanged in
-    Jupyter.
+    Jupyter. A run folder that does not exist yet is created.
     """
     print(f"headline: {key} = {value}")
     run_dir = os.environ.get(ENV_RUN_DIR)
     if not run_dir:
         return
     path = Path(run_dir) / HEADLINES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     headlines = json.loads(path.read_text()) if path.exists() else {}
     headlines[key] = value
     path.write_text(json.dumps(headlines, indent=2))
@@ -78,10 +111,183 @@ def record_headline(key: str, value: object) -> None:
 
 def notebook_parameters(notebook: Path, available: dict[str, object]) -> dict[str, object]:
     """The subset of `available` that the notebook's parameters cell declares."""
+    # papermill, nbformat, zmq and traitlets are imported where used: every notebook imports
+    # record_headline from this module, and papermill alone takes seconds to import.
     import papermill
 
     declared = papermill.inspect_notebook(str(notebook))
     return {name: value for name, value in available.items() if name in declared}
+
+
+def default_run_dir(profile: str, dataset: str) -> Path:
+    return REPO_ROOT / "outputs" / f"{profile}-{dataset}"
+
+
+def run_figures_dir(
+    profile: str, dataset: str, run_dir: Path, override: str | os.PathLike | None = None
+) -> Path:
+    """Where a run's tables and figures go (created).
+
+    `override`, else $HANDPOSE_FIGURES_DIR, else figures/ for the default run and
+    `<run_dir>/figures` for any other profile or dataset: only the default run may replace
+    the committed figures.
+    """
+    if override or os.environ.get(ENV_FIGURES_DIR):
+        return figures_dir(override)
+    if (profile, dataset) == (DEFAULT_PROFILE, DEFAULT_DATASET):
+        return figures_dir()
+    return figures_dir(run_dir / "figures")
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """One `progress.json` as the trainer writes it."""
+
+    name: str
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    eta_s: float | None
+    updated: float  # unix time
+
+    @classmethod
+    def from_json(cls, record: dict, fallback_updated: float) -> TrainingProgress:
+        eta = record.get("eta_s")
+        return cls(
+            name=str(record["name"]),
+            epoch=int(record["epoch"]),
+            epochs=int(record["epochs"]),
+            step=int(record["step"]),
+            steps=int(record["steps"]),
+            eta_s=None if eta is None else float(eta),
+            updated=float(record.get("updated") or fallback_updated),
+        )
+
+
+def latest_training_progress(run_dir: Path, since: float) -> TrainingProgress | None:
+    """The most recently updated `progress.json` under `run_dir` written at or after `since`
+    (unix time), or None. Files being replaced or not (yet) valid are skipped."""
+    newest: TrainingProgress | None = None
+    for path in run_dir.glob(f"**/{PROGRESS_FILE}"):
+        try:
+            mtime = path.stat().st_mtime
+            if mtime < since:
+                continue
+            progress = TrainingProgress.from_json(json.loads(path.read_text()), mtime)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if progress.updated >= since and (newest is None or progress.updated > newest.updated):
+            newest = progress
+    return newest
+
+
+def format_duration(seconds: float) -> str:
+    """A rounded estimate: "<1 min", "~4 min", "~1 h 20 min"."""
+    minutes = math.ceil(seconds / 60)
+    if seconds < 60:
+        return "<1 min"
+    if minutes < 60:
+        return f"~{minutes} min"
+    return f"~{minutes // 60} h {minutes % 60:02d} min"
+
+
+def format_progress(
+    notebook: str, cell: int, cells: int, training: TrainingProgress | None = None
+) -> str:
+    """E.g. "03_pose_training: cell 7/19 · attention epoch 3/6 step 40/128 · ~4 min left"."""
+    line = f"{notebook}: cell {cell}/{cells}"
+    if training is not None:
+        line += (
+            f" · {training.name} epoch {training.epoch}/{training.epochs}"
+            f" step {training.step}/{training.steps}"
+        )
+        if training.eta_s is not None:
+            line += f" · {format_duration(training.eta_s)} left"
+    return line
+
+
+def count_executed_cells(notebook: Path, parameters: dict[str, object]) -> int:
+    """Code cells papermill will run: the non-empty ones, plus its injected parameters cell."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    code = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
+    return code + (1 if parameters else 0)
+
+
+@dataclass
+class NotebookProgress:
+    """Where the running notebook is; `on_cell_execute` is nbclient's hook."""
+
+    name: str
+    cells: int
+    run_dir: Path
+    cell: int = 0
+    cell_started: float = field(default_factory=time.time)
+
+    def on_cell_execute(self, cell: object = None, cell_index: int = 0) -> None:
+        self.cell += 1
+        self.cell_started = time.time()
+
+    def line(self) -> str:
+        if self.cell == 0:
+            return f"{self.name}: starting the kernel"
+        # Only a progress file written since the current cell started belongs to it.
+        training = latest_training_progress(self.run_dir, self.cell_started)
+        return format_progress(self.name, self.cell, self.cells, training)
+
+
+class ProgressLine:
+    """Shows `NotebookProgress.line()` while a notebook runs: rewritten in place every second
+    on a terminal, a new line every 30 s otherwise (CI logs)."""
+
+    def __init__(self, progress: NotebookProgress, stream: TextIO | None = None) -> None:
+        self.progress = progress
+        self.stream = stream if stream is not None else sys.stdout
+        self.tty = self.stream.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._lock = threading.Lock()
+        self._shown = False
+        self._started = time.monotonic()
+
+    def __enter__(self) -> ProgressLine:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        with self._lock:
+            if self.tty and self._shown:
+                self.stream.write("\r\x1b[K")  # the final line is the caller's
+                self.stream.flush()
+
+    def _loop(self) -> None:
+        interval = REFRESH_S[self.tty]
+        while not self._stop.wait(interval):
+            self.show()
+
+    def show(self) -> None:
+        elapsed = int(time.monotonic() - self._started)
+        line = f"{self.progress.line()} ({elapsed // 60}:{elapsed % 60:02d} so far)"
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if self.tty:
+                width = shutil.get_terminal_size((100, 20)).columns - 1
+                self.stream.write("\r\x1b[K" + line[:width])
+            else:
+                self.stream.write(f"    {line}\n")
+            self.stream.flush()
+            self._shown = True
+
+
+# --- running ----------------------------------------------------------------------------
 
 
 def run_notebook(
@@ -89,9 +295,13 @@ def run_notebook(
     executed: Path,
     parameters: dict[str, object],
     cell_timeout_s: int | None = None,
+    on_cell_execute=None,
 ) -> None:
     import papermill
+    import zmq
+    from traitlets.config import Config
 
+    encryption = "auto" if zmq.has("curve") else "disabled"  # "auto": if the kernelspec can
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -101,8 +311,15 @@ def run_notebook(
             kernel_name="python3",
             progress_bar=False,
             execution_timeout=cell_timeout_s,
+            # passed on to nbclient's NotebookClient
+            config=Config({"KernelManager": {"transport_encryption": encryption}}),
+            extra_arguments=list(KERNEL_ARGUMENTS),
+            on_cell_execute=on_cell_execute,
         )
     except papermill.PapermillExecutionError as err:
+        if err.ename == published.PublishedUnavailable.__name__:
+            # Not a bug in the notebook: the one line says what to do.
+            raise NotebookFailed(f"notebook {notebook.name}: {err.evalue}") from None
         raise NotebookFailed(
             f"notebook {notebook.name} failed in cell {err.cell_index} "
             f"(execution count {err.exec_count}): {err.ename}: {err.evalue}\n"
@@ -115,53 +332,110 @@ def run_notebook(
         ) from None
 
 
+@contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """pooch logs one line per file; the runner prints its own summary instead."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def prefetch_published(stream: TextIO | None = None) -> None:
+    """Fetch every published file now (verified; downloaded once into the cache).
+
+    Raises PublishedUnavailable (one line) when a file can be neither found nor downloaded.
+    """
+    stream = stream if stream is not None else sys.stdout
+    missing = published.missing_from_cache()
+    if missing:
+        size_mb = sum(e.bytes for e in missing) / 1e6
+        print(
+            f"downloading {len(missing)} published files ({size_mb:.1f} MB) from "
+            f"{published.base_url()} into {published.default_cache_dir()} (once)",
+            file=stream,
+            flush=True,
+        )
+    with _quiet_pooch():
+        published.fetch_all()
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables (inherited by the kernels) and restore them afterwards."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def reproduce(
-    profile: str = "cpu",
-    dataset: str = "synthetic",
+    profile: str = DEFAULT_PROFILE,
+    dataset: str = DEFAULT_DATASET,
     data_root: str | None = None,
     output: str | os.PathLike | None = None,
     figures: str | os.PathLike | None = None,
     notebooks: list[Path] | None = None,
+    stream: TextIO | None = None,
 ) -> RunSummary:
-    """Run every numbered notebook in order; raise NotebookFailed at the first failure."""
+    """Run every numbered notebook (or `notebooks`) in order; raise NotebookFailed at the
+    first failure. The published files are fetched first when the numbered notebooks run."""
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}: expected one of {PROFILES}")
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r}: expected one of {DATASETS}")
     if dataset != "synthetic" and not data_root:
         raise ValueError(f"--dataset {dataset} needs --data-root (the downloaded dataset)")
-    run_dir = Path(output) if output else REPO_ROOT / "outputs" / f"{profile}-{dataset}"
+    stream = stream if stream is not None else sys.stdout
+    run_dir = (Path(output) if output else default_run_dir(profile, dataset)).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / HEADLINES_FILE).unlink(missing_ok=True)
-    fig_dir = figures_dir(figures)
+    fig_dir = run_figures_dir(profile, dataset, run_dir, figures).resolve()
     available = {
         "PROFILE": profile,
         "DATASET": dataset,
         "DATA_ROOT": data_root or "",
-        "OUTPUT_DIR": str(fig_dir.resolve()),
-        "RUN_DIR": str(run_dir.resolve()),
+        "OUTPUT_DIR": str(fig_dir),
+        "RUN_DIR": str(run_dir),
+        "HEADLESS": True,
     }
-    summary = RunSummary()
+    if notebooks is None:
+        notebooks = numbered_notebooks()
+        prefetch_published(stream)
+    print(f"run folder: {run_dir}\nfigures and tables: {fig_dir}", file=stream, flush=True)
+    summary = RunSummary(figures_dir=fig_dir)
     started = time.time()
-    previous_run_dir = os.environ.get(ENV_RUN_DIR)
-    os.environ[ENV_RUN_DIR] = str(run_dir.resolve())  # inherited by the kernels
-    os.environ[ENV_HEADLESS] = "1"  # explorers draw one static view instead of widgets
-    try:
-        for notebook in notebooks if notebooks is not None else numbered_notebooks():
-            print(f"--> {notebook.name}", flush=True)
-            t0 = time.time()
-            run_notebook(
-                notebook,
-                run_dir / notebook.name,
-                notebook_parameters(notebook, available),
-                CELL_TIMEOUT_S[profile],
+    # The environment copies of RUN_DIR and HEADLESS reach code that does not see the
+    # parameters (record_headline, helpers in subprocesses).
+    with _environment(**{ENV_RUN_DIR: str(run_dir), ENV_HEADLESS: "1"}):
+        for number, notebook in enumerate(notebooks, start=1):
+            parameters = notebook_parameters(notebook, available)
+            progress = NotebookProgress(
+                notebook.stem, count_executed_cells(notebook, parameters), run_dir
             )
-            summary.notebook_seconds[notebook.name] = time.time() - t0
-    finally:
-        if previous_run_dir is None:
-            os.environ.pop(ENV_RUN_DIR, None)
-        else:
-            os.environ[ENV_RUN_DIR] = previous_run_dir
+            header = f"[{number}/{len(notebooks)}] {notebook.name}"
+            print(f"{header} ...", file=stream, flush=True)
+            t0 = time.time()
+            with ProgressLine(progress, stream):
+                run_notebook(
+                    notebook,
+                    run_dir / notebook.name,
+                    parameters,
+                    CELL_TIMEOUT_S[profile],
+                    on_cell_execute=progress.on_cell_execute,
+                )
+            seconds = time.time() - t0
+            summary.notebook_seconds[notebook.name] = seconds
+            print(f"{header} done in {seconds:.1f} s", file=stream, flush=True)
     summary.written = sorted(
         p for p in fig_dir.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1
     )
@@ -172,18 +446,27 @@ def reproduce(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handpose_lib.reproduce", description=__doc__)
-    parser.add_argument("--profile", choices=PROFILES, default="cpu")
-    parser.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    parser = argparse.ArgumentParser(
+        prog="python -m handpose_lib.reproduce",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    parser.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET)
     parser.add_argument("--data-root", help="root of the downloaded ICVL or NYU dataset")
     parser.add_argument("--output", help="run folder for executed notebooks and models")
-    parser.add_argument("--figures-dir", help="where tables and figures go (default figures/)")
+    parser.add_argument(
+        "--figures-dir",
+        help="where tables and figures go (default: figures/ for the default run, "
+        "else <output>/figures)",
+    )
     args = parser.parse_args(argv)
     try:
         summary = reproduce(
             args.profile, args.dataset, args.data_root, args.output, args.figures_dir
         )
-    except (NotebookFailed, ValueError) as err:
+    except (NotebookFailed, ValueError, OSError) as err:
+        # OSError includes published.PublishedUnavailable: one line, no traceback.
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(summary.format())

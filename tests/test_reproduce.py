@@ -1,11 +1,17 @@
-"""The papermill runner: parameters reach the notebooks, failures are reported by name."""
+"""The papermill runner: parameters reach the notebooks, failures are reported by name,
+progress is shown, and only the default run writes the committed figures/."""
 
+import io
 import json
+import logging
+import os
+import time
 
 import nbformat
+import papermill
 import pytest
 
-from handpose_lib import reproduce
+from handpose_lib import paths, reproduce
 
 
 def _notebook(path, parameters_src, body_src):
@@ -42,17 +48,64 @@ def notebooks(tmp_path):
 
 def test_parameters_reach_the_notebook_and_summary_lists_outputs(notebooks, tmp_path):
     good, _ = notebooks
+    stream = io.StringIO()
     summary = reproduce.reproduce(
         profile="smoke",
         output=tmp_path / "run",
         figures=tmp_path / "figs",
         notebooks=[good],
+        stream=stream,
     )
     assert json.loads((tmp_path / "run" / "seen.json").read_text()) == {"profile": "smoke"}
     assert (tmp_path / "run" / "01_echo.ipynb").is_file()  # executed copy
     assert summary.headlines == {"answer": 42}
     assert [p.name for p in summary.written] == ["table.csv"]
     assert "01_echo.ipynb" in summary.format() and "answer: 42" in summary.format()
+    assert "[1/1] 01_echo.ipynb done in" in stream.getvalue()
+
+
+def test_headless_parameter_and_non_default_profile_figures(tmp_path, monkeypatch):
+    """HEADLESS=True arrives as a parameter (not only through the environment), a missing
+    run folder is created, and a smoke run writes its figures under the run folder."""
+    monkeypatch.delenv(paths.ENV_HEADLESS, raising=False)
+    monkeypatch.delenv(paths.ENV_FIGURES_DIR, raising=False)
+    nb = _notebook(
+        tmp_path / "01_headless.ipynb",
+        'HEADLESS = False\nRUN_DIR = ""\nOUTPUT_DIR = ""',
+        "import json, pathlib\n"
+        "pathlib.Path(RUN_DIR, 'headless.json').write_text(json.dumps(HEADLESS))\n"
+        "pathlib.Path(OUTPUT_DIR, 'fig.png').write_bytes(b'png')",
+    )
+    committed = paths.REPO_ROOT / "figures"
+    before = {p.name: p.stat().st_mtime_ns for p in committed.glob("*")}
+    run = tmp_path / "not" / "yet" / "run"
+    summary = reproduce.reproduce(profile="smoke", output=run, notebooks=[nb], stream=io.StringIO())
+    assert json.loads((run / "headless.json").read_text()) is True
+    assert [p for p in summary.written] == [run / "figures" / "fig.png"]
+    assert {p.name: p.stat().st_mtime_ns for p in committed.glob("*")} == before
+
+
+def test_figures_folder_per_profile(tmp_path, monkeypatch):
+    monkeypatch.delenv(paths.ENV_FIGURES_DIR, raising=False)
+    run = tmp_path / "run"
+    committed = paths.REPO_ROOT / "figures"
+    assert reproduce.run_figures_dir("cpu", "synthetic", run) == committed
+    for profile, dataset in [("smoke", "synthetic"), ("paper", "synthetic"), ("cpu", "icvl")]:
+        assert reproduce.run_figures_dir(profile, dataset, run) == run / "figures"
+    assert reproduce.run_figures_dir("smoke", "synthetic", run, tmp_path / "x") == tmp_path / "x"
+    monkeypatch.setenv(paths.ENV_FIGURES_DIR, str(tmp_path / "env"))
+    assert reproduce.run_figures_dir("cpu", "synthetic", run) == tmp_path / "env"
+
+
+def test_record_headline_creates_a_missing_run_folder(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "new" / "run"
+    monkeypatch.setenv(paths.ENV_RUN_DIR, str(run))
+    reproduce.record_headline("mean_error_mm", 12.5)
+    reproduce.record_headline("frames", 1596)
+    assert json.loads((run / "headlines.json").read_text()) == {
+        "mean_error_mm": 12.5,
+        "frames": 1596,
+    }
 
 
 def test_undeclared_parameters_are_not_injected(notebooks):
@@ -86,3 +139,99 @@ def test_hung_cell_is_reported_by_notebook_name(tmp_path, monkeypatch):
         reproduce.reproduce(
             profile="smoke", output=tmp_path / "run", figures=tmp_path / "f", notebooks=[slow]
         )
+
+
+def test_notebook_that_cannot_fetch_published_files_fails_with_one_line(tmp_path):
+    nb = _notebook(
+        tmp_path / "05_offline.ipynb",
+        'PROFILE = "cpu"',
+        "from handpose_lib.published import PublishedUnavailable\n"
+        "raise PublishedUnavailable('published file icvl/x.txt is not available: download from "
+        "http://127.0.0.1:9/x failed')",
+    )
+    with pytest.raises(reproduce.NotebookFailed) as err:
+        reproduce.reproduce(output=tmp_path / "run", figures=tmp_path / "f", notebooks=[nb])
+    message = str(err.value)
+    assert message.count("\n") == 0
+    assert message.startswith("notebook 05_offline.ipynb: published file icvl/x.txt")
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+def _progress_json(path, updated, **record):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    defaults = dict(name="attention", epoch=3, epochs=6, step=40, steps=128, elapsed_s=100.0)
+    path.write_text(json.dumps({**defaults, **record, "updated": updated}))
+    os.utime(path, (updated, updated))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "<1 min"), (59, "<1 min"), (61, "~2 min"), (240, "~4 min"), (4800, "~1 h 20 min")],
+)
+def test_format_duration(seconds, text):
+    assert reproduce.format_duration(seconds) == text
+
+
+def test_progress_line_with_training(tmp_path):
+    now = time.time()
+    _progress_json(tmp_path / "pose_attention" / "progress.json", now, eta_s=230.0)
+    training = reproduce.latest_training_progress(tmp_path, since=now - 10)
+    assert reproduce.format_progress("03_pose_training", 7, 19, training) == (
+        "03_pose_training: cell 7/19 · attention epoch 3/6 step 40/128 · ~4 min left"
+    )
+    assert reproduce.format_progress("01_data", 2, 9) == "01_data: cell 2/9"
+    no_eta = reproduce.latest_training_progress(
+        _progress_json(tmp_path / "b" / "progress.json", now + 1, eta_s=None).parent, now
+    )
+    assert reproduce.format_progress("03", 1, 2, no_eta).endswith("step 40/128")
+
+
+def test_latest_training_progress_takes_the_newest_current_file(tmp_path):
+    now = time.time()
+    _progress_json(tmp_path / "old" / "progress.json", now - 100, name="finished")
+    _progress_json(tmp_path / "a" / "progress.json", now - 2, name="plain")
+    _progress_json(tmp_path / "b" / "deeper" / "progress.json", now - 1, name="two_branch")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "progress.json").write_text("{half a file")  # being replaced
+    assert reproduce.latest_training_progress(tmp_path, since=now - 50).name == "two_branch"
+    assert reproduce.latest_training_progress(tmp_path, since=now + 50) is None
+
+
+def test_progress_is_printed_as_plain_lines_off_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.setitem(reproduce.REFRESH_S, False, 0.05)
+    progress = reproduce.NotebookProgress("03_pose_training", cells=19, run_dir=tmp_path)
+    stream = io.StringIO()  # not a TTY
+    with reproduce.ProgressLine(progress, stream):
+        time.sleep(0.2)
+        for _ in range(7):
+            progress.on_cell_execute()
+        _progress_json(tmp_path / "pose" / "progress.json", time.time() + 1, eta_s=230.0)
+        time.sleep(0.3)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert lines[0].startswith("    03_pose_training: starting the kernel (0:00 so far)")
+    assert lines[-1].startswith(
+        "    03_pose_training: cell 7/19 · attention epoch 3/6 step 40/128 · ~4 min left"
+    )
+
+
+def test_cells_counted_like_papermill_runs_them(notebooks):
+    good, _ = notebooks
+    assert reproduce.count_executed_cells(good, {}) == 2
+    assert reproduce.count_executed_cells(good, {"PROFILE": "smoke"}) == 3
+
+
+# --- the numbered notebooks -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("notebook", reproduce.numbered_notebooks(), ids=lambda p: p.stem)
+def test_parameters_cell_parses_and_declares_headless(notebook, caplog):
+    """papermill reads every parameter (a comment it cannot parse prints a warning in every
+    run) and the notebook takes HEADLESS from the runner."""
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        declared = papermill.inspect_notebook(str(notebook))
+    assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
+    assert "HEADLESS" in declared and declared["HEADLESS"]["default"] == "False"

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The acceptance check of issue 9: a clean clone with nothing beside it gets the published files
+# from a loopback server standing in for the upstream, passes `make test` and
+# `make reproduce PROFILE=smoke`, then passes `make reproduce PROFILE=smoke` again with the
+# server gone (no network; the cache is enough). figures/ must be untouched by the smoke runs.
+#
+#   .ci/check_clean_clone.sh [--worktree] [--skip-test]
+#
+# --worktree  copy the working tree (tracked + untracked, not ignored) instead of `git clone`
+#             of HEAD, to check changes before they are committed.
+# --skip-test run only the two reproduce steps.
+# PUBLISHED=DIR  the copy the server serves from (default: ../shared/published).
+set -euo pipefail
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+PUBLISHED="${PUBLISHED:-$SRC/../shared/published}"
+MODE=clone RUN_TESTS=1
+for arg in "$@"; do
+  case "$arg" in
+    --worktree) MODE=worktree ;;
+    --skip-test) RUN_TESTS=0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+[ -f "$PUBLISHED/MANIFEST.tsv" ] || { echo "no $PUBLISHED/MANIFEST.tsv to serve" >&2; exit 2; }
+
+WORK="$(mktemp -d /tmp/handpose-clean.XXXXXX)"  # nothing named shared/ beside the clone
+CLONE="$WORK/handpose"
+echo "work folder: $WORK"
+if [ "$MODE" = clone ]; then
+  git clone --quiet "$SRC" "$CLONE"
+else
+  mkdir -p "$CLONE"
+  (cd "$SRC" && git ls-files -z --cached --others --exclude-standard \
+     | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
+     | tar --null -T - -cf -) | tar -xf - -C "$CLONE"
+fi
+
+# The upstream's layout: every file under its upstream path.
+UPSTREAM="$WORK/upstream"
+python3 - "$PUBLISHED" "$UPSTREAM" <<'PY'
+import csv, shutil, sys
+from pathlib import Path
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+with open(src / "MANIFEST.tsv") as f:
+    for row in csv.DictReader(f, delimiter="\t"):
+        target = dst / row["upstream_path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / row["path"], target)
+PY
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# Bounded: the server stops by itself after 3 hours even if this script is killed.
+timeout 10800 python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$UPSTREAM" \
+  >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+trap stop_server EXIT
+sleep 1
+
+export HANDPOSE_PUBLISHED_URL="http://127.0.0.1:$PORT/"
+unset HANDPOSE_PUBLISHED_DIR HANDPOSE_CACHE_DIR HANDPOSE_FIGURES_DIR HANDPOSE_RUN_DIR \
+  HANDPOSE_PROFILE HANDPOSE_HEADLESS
+cd "$CLONE"
+figures_state() { find figures -type f -exec sha256sum {} + 2>/dev/null | sort; }
+BEFORE="$(figures_state)"
+
+if [ "$RUN_TESTS" = 1 ]; then
+  echo "== make test (files from $HANDPOSE_PUBLISHED_URL)"
+  time make test
+fi
+echo "== make reproduce PROFILE=smoke (online)"
+time make reproduce PROFILE=smoke
+echo "requests served: $(grep -c '"GET ' "$WORK/server.log" || true)"
+
+stop_server
+echo "== make reproduce PROFILE=smoke (server stopped: no network, cache only)"
+if command -v unshare >/dev/null && command -v ip >/dev/null && unshare -n true 2>/dev/null; then
+  # A network namespace with only loopback up (the kernels talk to the runner over it).
+  unshare -n sh -c 'ip link set lo up && make reproduce PROFILE=smoke'
+else
+  make reproduce PROFILE=smoke
+fi
+
+[ "$BEFORE" = "$(figures_state)" ] || { echo "FAIL: figures/ changed" >&2; exit 1; }
+ls outputs/smoke-synthetic/figures >/dev/null
+echo "OK: clean clone passed (work folder $WORK; remove it when done)"
