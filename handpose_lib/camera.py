@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from handpose_lib import conventions
 
 
 @dataclass(frozen=True)
@@ -50,18 +52,17 @@ class Camera:
         return np.stack([u, v, z], axis=-1)
 
 
-# ICVL (Intel Creative, 320x240). The ICVL distribution and some evaluation scripts quote
-# fx=240.99, fy=240.96; the paper's Table 1 values are reproduced to three decimals only
-# with fx = fy = 241.42, the value used by DeepPrior / DeepPrior++ (Oberweger et al.) and
-# adopted by most later ICVL code (REN, Pose-REN, V2V-PoseNet). See notebook 05.
-ICVL = Camera(fx=241.42, fy=241.42, cx=160.0, cy=120.0, width=320, height=240)
+def _camera(dataset: str, alternative: bool = False) -> Camera:
+    return Camera(**asdict(conventions.intrinsics(dataset, alternative)))
 
-# The intrinsics quoted with the awesome-hand-pose-estimation evaluation scripts; kept for
-# comparison in notebook 05, not used for the headline numbers.
-ICVL_DISTRIBUTION = Camera(fx=240.99, fy=240.96, cx=160.0, cy=120.0, width=320, height=240)
 
-# NYU (Kinect v1, 640x480), camera 1. y points up in NYU's joint_xyz convention.
-NYU = Camera(fx=588.03, fy=587.07, cx=320.0, cy=240.0, width=640, height=480, y_up=True)
+# The values and their sources live in `conventions.TABLE`. ICVL: fx = fy = 241.42 (DeepPrior /
+# DeepPrior++, adopted by REN, Pose-REN, V2V-PoseNet) reproduces the paper's Table 1 to three
+# decimals; the 240.99 / 240.96 quoted with the evaluation scripts are kept for comparison in
+# notebook 05 only. NYU: Kinect v1, 640x480, camera 1, y up as in NYU's joint_xyz.
+ICVL = _camera("icvl")
+ICVL_DISTRIBUTION = _camera("icvl", alternative=True)
+NYU = _camera("nyu")
 
 CAMERAS: dict[str, Camera] = {"icvl": ICVL, "nyu": NYU}
 

@@ -4,9 +4,11 @@ The same functions serve our models, the published methods, and the command line
 
     python -m handpose_lib.evaluate icvl preds.txt other.txt --names Ours Other
     python -m handpose_lib.evaluate nyu preds.txt --json
+    python -m handpose_lib.evaluate nyu preds.txt --by-subset    # + NYU subject 1 / 2 rows
 
 A file covering only part of the test set (e.g. ICVL test_seq_1, 702 frames) is evaluated
-on that subset, and the output says which subset it was.
+on that subset, and the output says which subset it was. `--by-subset` adds one row per test
+subset (ICVL test_seq_1 / test_seq_2, NYU subject_1 / subject_2, as in `conventions`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handpose_lib import metrics, published, uvd_format
+from handpose_lib import conventions, metrics, published, uvd_format
 from handpose_lib.camera import Camera, camera_for
 from handpose_lib.joints import JOINT_NAMES, num_joints
 
@@ -92,7 +94,7 @@ def evaluate_file(
         subset, gt_part = "all", gt_uvd
     elif len(gt_uvd) == published.test_frame_count(dataset):
         subset = published.subset_for_frame_count(dataset, len(pred_uvd), path)
-        start, stop = published.TEST_SUBSETS[dataset][subset]
+        start, stop = conventions.test_subsets(dataset)[subset]
         gt_part = gt_uvd[start:stop]
     else:
         raise uvd_format.FormatError(
@@ -101,6 +103,30 @@ def evaluate_file(
     return evaluate_uvd(
         pred_uvd, gt_part, dataset, name or path.stem, str(path), subset, camera=camera
     )
+
+
+def subset_results(result: MethodResult) -> list[MethodResult]:
+    """`result` followed by its results on each test subset it covers, in label order.
+
+    A result on the whole published test set gives "all" plus one result per subset (ICVL
+    test_seq_1 / test_seq_2, NYU subject_1 / subject_2); a result on one subset, or on a test
+    set other than the published one (custom ground truth), gives only itself.
+    """
+    spans = conventions.test_subsets(result.dataset)
+    if result.subset != "all" or result.frames != spans["all"][1]:
+        return [result]
+    parts = [
+        MethodResult(
+            name=result.name,
+            file=result.file,
+            dataset=result.dataset,
+            subset=name,
+            errors_mm=result.errors_mm[start:stop],
+        )
+        for name, (start, stop) in spans.items()
+        if name != "all"
+    ]
+    return [result, *parts]
 
 
 def evaluate_published(
@@ -129,7 +155,7 @@ def evaluate_published(
 
 
 def format_table(results: list[MethodResult], dataset: str) -> str:
-    """A readable text table: one row per method, mean and per-joint errors (mm)."""
+    """A readable text table: one row per result, mean and per-joint errors (mm)."""
     import pandas as pd
 
     names = JOINT_NAMES[dataset]
@@ -157,6 +183,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--names", nargs="+", help="display names, one per PRED_FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
+        "--by-subset",
+        action="store_true",
+        help="also report each test subset (ICVL test_seq_1/2, NYU subject_1/2)",
+    )
+    parser.add_argument(
         "--published-dir",
         help=f"local copy of the published files (default: ${published.ENV_LOCAL_DIR}, "
         "else download with checksums)",
@@ -183,9 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"dataset": args.dataset, "methods": [r.to_dict() for r in results]}))
+        methods = []
+        for r in results:
+            entry = r.to_dict()
+            if args.by_subset:
+                entry["subsets"] = [s.to_dict() for s in subset_results(r)[1:]]
+            methods.append(entry)
+        print(json.dumps({"dataset": args.dataset, "methods": methods}))
     else:
-        print(format_table(results, args.dataset))
+        rows = [s for r in results for s in subset_results(r)] if args.by_subset else results
+        print(format_table(rows, args.dataset))
     return 0
 
 

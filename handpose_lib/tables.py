@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from handpose_lib import published
-from handpose_lib.evaluate import MethodResult
+from handpose_lib import conventions, published
+from handpose_lib.evaluate import MethodResult, subset_results
 
 # Table 1 as printed: (method, reference number in the paper, average 3D joint error mm).
 # Display names follow the published-registry names; the paper spells "Ren-4x6x6" on ICVL.
@@ -117,10 +117,14 @@ def leaderboard(dataset: str, results: list[MethodResult]) -> pd.DataFrame:
     """Every evaluated method of `dataset`, best first.
 
     Methods evaluated on a subset (ICVL DeepPrior files: test_seq_1 only) are marked, since
-    their numbers are not comparable one to one with full-test-set numbers.
+    their numbers are not comparable one to one with full-test-set numbers. One column per
+    test subset (ICVL test_seq_1 / test_seq_2, NYU subject_1 / subject_2) gives the mean error
+    on that subset; empty where a method's file does not cover it.
     """
+    subsets = [name for name in conventions.test_subsets(dataset) if name != "all"]
     rows = []
     for r in results:
+        by_subset = {s.subset: round(s.mean_error_mm, 3) for s in subset_results(r)}
         try:
             entry = published.find_prediction(dataset, r.name)
             reference = _reference(entry)
@@ -133,6 +137,7 @@ def leaderboard(dataset: str, results: list[MethodResult]) -> pd.DataFrame:
                 "frames": r.frames,
                 "test subset": r.subset,
                 "mean error (mm)": round(r.mean_error_mm, 3),
+                **{f"{name} (mm)": by_subset.get(name) for name in subsets},
                 "note": "" if r.subset == "all" else f"evaluated on {r.subset} only",
             }
         )

@@ -83,3 +83,34 @@ def test_cli_rejects_wrong_frame_count(tmp_path, icvl_gt, published_dir, capsys)
 def test_cli_names_must_match_files():
     with pytest.raises(SystemExit):
         evaluate.main(["icvl", "a.txt", "b.txt", "--names", "A"])
+
+
+def test_subset_results_split_the_full_test_set(icvl_gt):
+    noisy = icvl_gt + np.random.default_rng(3).normal(0, 2, icvl_gt.shape)
+    result = evaluate.evaluate_uvd(noisy, icvl_gt, "icvl", "noisy")
+    whole, seq1, seq2 = evaluate.subset_results(result)
+    assert (whole.subset, seq1.subset, seq2.subset) == ("all", "test_seq_1", "test_seq_2")
+    assert (seq1.frames, seq2.frames) == (702, 894)
+    np.testing.assert_array_equal(seq2.errors_mm, result.errors_mm[702:])
+    weighted = (seq1.mean_error_mm * 702 + seq2.mean_error_mm * 894) / 1596
+    assert weighted == pytest.approx(whole.mean_error_mm)
+    # A file that already covers one subset is not split further.
+    part = evaluate.evaluate_uvd(noisy[:702], icvl_gt[:702], "icvl", "p", subset="test_seq_1")
+    assert evaluate.subset_results(part) == [part]
+
+
+def test_cli_by_subset_gives_nyu_subject_rows(published_dir, capsys):
+    pred = published_dir / "nyu" / "results" / "CVPR18_NYU_V2V_PoseNet.txt"
+    args = ["nyu", str(pred), "--published-dir", str(published_dir), "--by-subset"]
+    assert evaluate.main([*args, "--json"]) == 0
+    (method,) = json.loads(capsys.readouterr().out)["methods"]
+    subjects = {s["subset"]: s for s in method["subsets"]}
+    assert (subjects["subject_1"]["frames"], subjects["subject_2"]["frames"]) == (2440, 5812)
+    weighted = (
+        subjects["subject_1"]["mean_error_mm"] * 2440
+        + subjects["subject_2"]["mean_error_mm"] * 5812
+    ) / 8252
+    assert weighted == pytest.approx(method["mean_error_mm"]) and f"{weighted:.3f}" == "8.419"
+    assert evaluate.main(args) == 0
+    out = capsys.readouterr().out
+    assert "subject_1" in out and "subject_2" in out

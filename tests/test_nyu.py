@@ -119,6 +119,7 @@ def test_missing_root_folder(tmp_path):
 
 
 def test_missing_mat_file(tmp_path):
+    (tmp_path / "train").mkdir()
     with pytest.raises(FileNotFoundError, match=r"train/joint_data.mat"):
         NyuSource(tmp_path, "train")
 

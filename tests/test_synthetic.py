@@ -3,9 +3,7 @@ the rendered published poses."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,13 +29,10 @@ from handpose_lib.datasets.synthetic import (
 )
 from handpose_lib.published import load_labels, load_test_list
 
-PUBLISHED_BESIDE_REPO = Path(__file__).resolve().parents[2] / "shared" / "published"
-
 
 @pytest.fixture
-def published(monkeypatch) -> None:
-    if not os.environ.get("HANDPOSE_PUBLISHED_DIR"):
-        monkeypatch.setenv("HANDPOSE_PUBLISHED_DIR", str(PUBLISHED_BESIDE_REPO))
+def published(published_dir) -> None:
+    """The published labels are reachable (local copy, cache or download: see conftest)."""
 
 
 @pytest.fixture(scope="module")
@@ -374,3 +369,57 @@ def test_write_icvl_split_rejects_bad_arguments(tmp_path):
 
     with pytest.raises(ValueError, match="needs an ICVL-layout source"):
         write_icvl_split(tmp_path, NyuSource())
+
+
+# ------------------------------------------------------------------------- scene options
+
+
+def test_scene_off_renders_exactly_the_hand_alone():
+    from handpose_lib.datasets.scene import SceneConfig
+
+    plain, inactive = SyntheticSource(3, seed=7), SyntheticSource(3, seed=7, scene=SceneConfig())
+    for i in range(3):
+        np.testing.assert_array_equal(plain[i].depth_mm, inactive[i].depth_mm)
+
+
+def test_scene_keeps_the_hand_and_adds_a_background_behind_it():
+    from handpose_lib.datasets.scene import LOCALIZATION_SCENE, SceneConfig
+
+    exact = SyntheticHandConfig(noise_std_mm=0.0, edge_dropout=0.0, speckle_dropout=0.0)
+    plain = SyntheticSource(6, seed=8, config=exact)
+    scene = SyntheticSource(6, seed=8, config=exact, scene=SceneConfig(background=True))
+    both = SyntheticSource(6, seed=8, scene=LOCALIZATION_SCENE)
+    for i in range(6):
+        a, b = plain[i], scene[i]
+        np.testing.assert_array_equal(a.uvd, b.uvd)
+        np.testing.assert_array_equal(a.uvd, both[i].uvd)
+        far_joint = b.camera.uvd_to_xyz(b.uvd)[:, 2].max()
+        added = (a.depth_mm == 0) & (b.depth_mm > 0)
+        assert added.sum() > 1000  # a torso or wall fills part of the empty image
+        assert b.depth_mm[added].min() > far_joint  # ... always behind the hand
+
+
+def test_forearm_to_edge_reaches_the_image_border():
+    from handpose_lib.datasets.scene import SceneConfig
+    from handpose_lib.datasets.synthetic import render_frame
+
+    source = SyntheticSource(8, seed=9)
+    config = SyntheticHandConfig(noise_std_mm=0.0, edge_dropout=0.0, speckle_dropout=0.0)
+    scene = SceneConfig(forearm_to_edge=True)
+    for i in range(8):
+        hand = source.hand(i)
+        rng, scene_rng = np.random.default_rng(0), np.random.default_rng([2, 9, i])
+        depth = render_frame(hand.joints_xyz_mm, hand.shape, rng, config, ICVL, scene, scene_rng)
+        border = np.concatenate([depth[0], depth[-1], depth[:, 0], depth[:, -1]])
+        assert (border > 0).any(), f"frame {i}: the forearm does not reach the image border"
+
+
+def test_scene_config_is_validated():
+    from handpose_lib.datasets.scene import SceneConfig
+
+    with pytest.raises(ValueError, match="torso_gap_mm"):
+        SceneConfig(torso_gap_mm=(300.0, 100.0))
+    with pytest.raises(ValueError, match="forearm_elevation_deg"):
+        SceneConfig(forearm_elevation_deg=(0.0, 80.0))
+    with pytest.raises(ValueError, match="scene must be a SceneConfig"):
+        SyntheticSource(2, scene={"background": True})

@@ -45,6 +45,18 @@ def test_leaderboard_is_sorted_and_marks_subsets(results):
     assert (partial["note"] == "evaluated on test_seq_1 only").all()
 
 
+def test_leaderboard_has_per_subset_columns(results):
+    icvl_board = tables.leaderboard("icvl", results["icvl"]).set_index("method")
+    v2v = icvl_board.loc["V2V-PoseNet"]
+    weighted = (v2v["test_seq_1 (mm)"] * 702 + v2v["test_seq_2 (mm)"] * 894) / 1596
+    assert weighted == pytest.approx(v2v["mean error (mm)"], abs=1e-3)
+    deep_prior = icvl_board.loc["DeepPrior"]  # covers test_seq_1 only
+    assert deep_prior["test_seq_1 (mm)"] == deep_prior["mean error (mm)"]
+    assert pd.isna(deep_prior["test_seq_2 (mm)"])
+    nyu_board = tables.leaderboard("nyu", results["nyu"])
+    assert nyu_board[["subject_1 (mm)", "subject_2 (mm)"]].notna().all().all()
+
+
 def test_tables_written_as_csv_and_markdown(results, tmp_path):
     csv_path, md_path = tables.write_table(tables.table1(results), tmp_path, "table1")
     assert pd.read_csv(csv_path)["method"].tolist()[0] == "DeepModel"
@@ -54,9 +66,9 @@ def test_tables_written_as_csv_and_markdown(results, tmp_path):
 def test_figure_panels_saved_as_png_and_pdf(results, tmp_path):
     shown = results["nyu"][:3]
     fig = plots.per_joint_figure(shown, JOINT_NAMES["nyu"], "upper")
-    paths = plots.save_figure(fig, tmp_path, "per_joint")
+    paths = plots.save_figure(fig, "per_joint", tmp_path)
     fig = plots.success_figure(shown, "max", "lower")
-    paths += plots.save_figure(fig, tmp_path, "success")
+    paths += plots.save_figure(fig, "success", tmp_path)
     for path in paths:
         assert path.stat().st_size > 1000
     assert paths[0].read_bytes().startswith(b"\x89PNG")

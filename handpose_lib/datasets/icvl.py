@@ -23,17 +23,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from handpose_lib import conventions
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets.frame import DepthFrame
 from handpose_lib.datasets.png import read_png
 from handpose_lib.joints import ICVL_JOINT_NAMES
-from handpose_lib.published import TEST_SUBSETS
 from handpose_lib.uvd_format import FormatError, read_uvd
 
 NUM_JOINTS = len(ICVL_JOINT_NAMES)
 DEPTH_SHAPE = (ICVL.height, ICVL.width)  # (H, W)
 ENV_ROOT = "HANDPOSE_ICVL_ROOT"
-TEST_SEQUENCES = ("test_seq_1", "test_seq_2")
+TEST_SEQUENCES: tuple[str, ...] = tuple(conventions.value("icvl", "test_subsets"))
 SPLITS = ("train", "test", *TEST_SEQUENCES)
 
 
@@ -131,6 +131,11 @@ class IcvlSource:
         self.root = resolve_root(root, ENV_ROOT, "ICVL")
         self.split = split
         folder = self.root / ("Training" if split == "train" else "Testing")
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder}: folder not found; an ICVL root holds Training/ (labels.txt, Depth/) "
+                "and Testing/ (test_seq_1.txt, test_seq_2.txt, Depth/), see data/README.md"
+            )
         if split == "train":
             label_files = [folder / "labels.txt"]
         else:
@@ -183,5 +188,5 @@ class IcvlSource:
 
 
 def _expected_frames(sequence: str) -> int | None:
-    span = TEST_SUBSETS["icvl"].get(sequence)
+    span = conventions.test_subsets("icvl").get(sequence)
     return None if span is None else span[1] - span[0]

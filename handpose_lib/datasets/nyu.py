@@ -24,6 +24,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from handpose_lib import conventions
 from handpose_lib.camera import NYU
 from handpose_lib.datasets.frame import DepthFrame
 from handpose_lib.datasets.icvl import resolve_root
@@ -32,10 +33,10 @@ from handpose_lib.joints import NYU_EVAL_JOINT_IDS
 from handpose_lib.uvd_format import FormatError
 
 DEPTH_SHAPE = (NYU.height, NYU.width)  # (H, W)
-NUM_KINECTS = 3
-NUM_LABELLED_JOINTS = 36
+NUM_KINECTS: int = conventions.value("nyu", "kinects")
+NUM_LABELLED_JOINTS: int = conventions.value("nyu", "labelled_joints")
 ENV_ROOT = "HANDPOSE_NYU_ROOT"
-SPLIT_FRAMES = {"train": 72757, "test": 8252}
+SPLIT_FRAMES: dict[str, int] = dict(conventions.value("nyu", "split_frames"))
 MAT_VARIABLES = ("joint_uvd", "joint_xyz", "joint_names")
 
 
@@ -192,6 +193,11 @@ class NyuSource:
         self.root = resolve_root(root, ENV_ROOT, "NYU")
         self.split = split
         self.kinect = kinect
+        if not (self.root / split).is_dir():
+            raise FileNotFoundError(
+                f"{self.root / split}: folder not found; an NYU root holds train/ and test/, each "
+                "with joint_data.mat and depth_1_<nnnnnnn>.png images, see data/README.md"
+            )
         mat_path = self.root / split / "joint_data.mat"
         labels = read_joint_data(mat_path, kinect=kinect)
         if check_counts and len(labels.uvd) != SPLIT_FRAMES[split]:

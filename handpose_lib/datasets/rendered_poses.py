@@ -15,17 +15,17 @@ import numpy as np
 
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets.frame import DepthFrame
+from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig
 from handpose_lib.datasets.synthetic import (
     FINGER_ROOTS,
     NOMINAL_BONE_MM,
     NUM_JOINTS,
     PALM,
     SyntheticHandConfig,
-    apply_sensor,
     check_index,
     check_seed,
     frame_rng,
-    render_depth,
+    render_frame,
     sample_shape,
 )
 from handpose_lib.published import load_labels, load_test_list
@@ -48,7 +48,7 @@ class RenderedPosesSource:
            (from HANDPOSE_PUBLISHED_DIR or `local_dir`).
     names: frame names; default "rendered/<published test image name>" for the published
            labels, "rendered/image_<i>.png" for given uvd.
-    Labels are returned exactly as given, in the given order.
+    Labels are returned exactly as given, in the given order. `scene` as in SyntheticSource.
     """
 
     dataset = "icvl"
@@ -61,6 +61,7 @@ class RenderedPosesSource:
         config: SyntheticHandConfig | None = None,
         names: list[str] | None = None,
         local_dir: str | os.PathLike | None = None,
+        scene: SceneConfig | None = None,
     ) -> None:
         if config is not None and not isinstance(config, SyntheticHandConfig):
             raise ValueError(f"config must be a SyntheticHandConfig, got {type(config).__name__}")
@@ -84,6 +85,9 @@ class RenderedPosesSource:
         self.uvd = uvd
         self.names = list(names)
         self.config = config or SyntheticHandConfig()
+        if scene is not None and not isinstance(scene, SceneConfig):
+            raise ValueError(f"scene must be a SceneConfig, got {type(scene).__name__}")
+        self.scene = scene
 
     def __len__(self) -> int:
         return len(self.uvd)
@@ -97,6 +101,8 @@ class RenderedPosesSource:
         uvd = self.uvd[index]
         joints_xyz = self.camera.uvd_to_xyz(uvd)
         shape = sample_shape(rng, self.config, hand_scale_of(joints_xyz))
-        clean = render_depth(joints_xyz, shape, self.camera)
-        depth = apply_sensor(clean, rng, self.config)
+        scene_rng = frame_rng(self.seed, index, SCENE_STREAM)
+        depth = render_frame(
+            joints_xyz, shape, rng, self.config, self.camera, self.scene, scene_rng
+        )
         return DepthFrame(depth, uvd.copy(), self.camera, self.names[index])

@@ -22,7 +22,7 @@ import operator
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path, PurePosixPath
 
@@ -31,14 +31,15 @@ import numpy as np
 from handpose_lib.camera import ICVL, Camera
 from handpose_lib.datasets import icvl
 from handpose_lib.datasets.frame import DepthFrame, FrameSource
-from handpose_lib.joints import ICVL_JOINT_NAMES
+from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig, render_scene, sample_scene
+from handpose_lib.joints import ICVL_JOINT_NAMES, ICVL_PARENT
 
 NUM_JOINTS = len(ICVL_JOINT_NAMES)
 PALM = 0
 THUMB_R, THUMB_M, THUMB_T = 1, 2, 3
 FINGER_ROOTS = (4, 7, 10, 13)  # index, middle, ring, pinky
-# Parent of every joint in the kinematic tree (the Palm is the root).
-PARENT = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
+# Parent of every joint in the kinematic tree (the Palm is the root): the skeleton of joints.py.
+PARENT = ICVL_PARENT
 
 # Median ICVL test-hand bone lengths (mm), indexed by the joint the bone ends at.
 NOMINAL_BONE_MM = np.array(
@@ -651,6 +652,34 @@ def apply_sensor(
     return np.rint(depth).astype(np.float32)
 
 
+def render_frame(
+    joints_xyz: np.ndarray,
+    shape: HandShape,
+    rng: np.random.Generator,
+    config: SyntheticHandConfig,
+    camera: Camera = ICVL,
+    scene: SceneConfig | None = None,
+    scene_rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """(H, W) float32 sensor depth of a hand on (16, 3) joints, in an optional scene.
+
+    Without a scene this is `apply_sensor(render_depth(...))`, exactly as before scenes existed;
+    with one, its draws come from `scene_rng` only, so the hand is unchanged."""
+    if scene is None or not scene.active:
+        return apply_sensor(render_depth(joints_xyz, shape, camera), rng, config)
+    if scene_rng is None:
+        raise ValueError("render_frame: a scene needs its own scene_rng")
+    drawn = sample_scene(scene_rng, scene, joints_xyz, camera)
+    if drawn.forearm is not None:
+        elevation, deviation = drawn.forearm
+        shape = replace(shape, arm_elevation_deg=elevation, wrist_deviation_deg=deviation)
+    clean = render_depth(joints_xyz, shape, camera)
+    background = render_scene(drawn, camera)
+    clean = np.where(clean > 0, np.minimum(clean, background), background)
+    clean[~np.isfinite(clean)] = 0.0
+    return apply_sensor(clean, rng, config)
+
+
 # ------------------------------------------------------------------------------ sources
 
 
@@ -682,13 +711,19 @@ class SyntheticSource:
 
     Frame i depends only on (seed, i). Labels are rounded to 3 decimals, as in an ICVL
     label file, so frames read back from `write_icvl_split` are identical to these.
+    `scene` (e.g. `scene.LOCALIZATION_SCENE`) adds a torso / wall behind the hand and a forearm
+    reaching the frame edge; None renders the hand alone, as before scenes existed.
     """
 
     dataset = "icvl"
     camera = ICVL
 
     def __init__(
-        self, num_frames: int, seed: int = 0, config: SyntheticHandConfig | None = None
+        self,
+        num_frames: int,
+        seed: int = 0,
+        config: SyntheticHandConfig | None = None,
+        scene: SceneConfig | None = None,
     ) -> None:
         if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer):
             raise ValueError(f"num_frames must be an integer, got {num_frames!r}")
@@ -696,15 +731,19 @@ class SyntheticSource:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         if config is not None and not isinstance(config, SyntheticHandConfig):
             raise ValueError(f"config must be a SyntheticHandConfig, got {type(config).__name__}")
+        if scene is not None and not isinstance(scene, SceneConfig):
+            raise ValueError(f"scene must be a SceneConfig, got {type(scene).__name__}")
         self.num_frames = int(num_frames)
         self.seed = check_seed(seed)
         self.config = config or SyntheticHandConfig()
+        self.scene = scene
 
     def __len__(self) -> int:
         return self.num_frames
 
     def __repr__(self) -> str:
-        return f"SyntheticSource(num_frames={self.num_frames}, seed={self.seed})"
+        scene = "" if self.scene is None else f", scene={self.scene}"
+        return f"SyntheticSource(num_frames={self.num_frames}, seed={self.seed}{scene})"
 
     def name(self, index: int) -> str:
         return f"synthetic/image_{check_index(index, len(self), 'SyntheticSource'):06d}.png"
@@ -718,8 +757,15 @@ class SyntheticSource:
         index = check_index(index, len(self), "SyntheticSource")
         rng = frame_rng(self.seed, index)
         hand = sample_hand(rng, self.config, self.camera)
-        clean = render_depth(hand.joints_xyz_mm, hand.shape, self.camera)
-        depth = apply_sensor(clean, rng, self.config)
+        depth = render_frame(
+            hand.joints_xyz_mm,
+            hand.shape,
+            rng,
+            self.config,
+            self.camera,
+            self.scene,
+            frame_rng(self.seed, index, SCENE_STREAM),
+        )
         uvd = np.round(self.camera.xyz_to_uvd(hand.joints_xyz_mm), 3)
         return DepthFrame(depth, uvd, self.camera, self.name(index))
 
