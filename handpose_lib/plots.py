@@ -1,25 +1,53 @@
-"""The panel types of Fig. 3, shared by every figure of the package.
+"""Charts of the package: the panel types of Fig. 3, seed bands, training curves, centre
+errors, and `save_figure`, the one way every notebook writes a figure.
 
-Upper panels: per-joint mean error as grouped bars (plus the overall mean).
-Lower panels: success-rate curves over distance thresholds.
-Methods are told apart by hatching, marker and line style as well as by colour, so the
-figures stay readable in greyscale print.
+Upper panels of Fig. 3: per-joint mean error as grouped bars (plus the overall mean). Lower
+panels: success-rate curves over distance thresholds. Methods are told apart by hatching,
+marker and line style as well as by colour, so the figures stay readable in greyscale print.
+Pictures (depth frames, crops, heatmaps, attention masks) are drawn by `viz`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from itertools import cycle, islice
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from handpose_lib import metrics
 from handpose_lib.evaluate import MethodResult
+from handpose_lib.viz import CENTER_STYLES
+
+# --------------------------------------------------------------------------------------------
+# Writing figures
+
+FIGURE_DPI = 150
+
+
+def save_figure(fig: Figure, name: str, figures_dir: str | os.PathLike) -> list[Path]:
+    """Write `fig` as `<name>.png` (FIGURE_DPI) and `<name>.pdf` in `figures_dir` (created
+    if missing), cropped to the drawn content; returns both paths."""
+    if not name or Path(name).name != name or Path(name).suffix in (".png", ".pdf"):
+        raise ValueError(f"figure name {name!r}: expected a file stem such as 'loc_crops'")
+    out_dir = Path(figures_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=FIGURE_DPI, bbox_inches="tight")
+    # A fixed creation date keeps regenerated PDFs byte-identical when nothing changed.
+    fig.savefig(paths[1], dpi=FIGURE_DPI, bbox_inches="tight", metadata={"CreationDate": None})
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 3 panels
 
 _HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++", "**", "||", "OO")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
@@ -78,7 +106,7 @@ def plot_success_curves(
     thresholds_mm: np.ndarray = metrics.DEFAULT_THRESHOLDS_MM,
 ) -> None:
     """Success-rate curves of `kind` ("max", "mean" or "joints") for each method."""
-    curve_of = metrics.SUCCESS_CURVES[kind]
+    curve_of = _curve(kind)
     mark_every = max(len(thresholds_mm) // 8, 1)
     for i, (r, style) in enumerate(zip(results, method_styles(len(results)), strict=True)):
         ax.plot(
@@ -100,38 +128,286 @@ def plot_success_curves(
     ax.grid(True, alpha=0.4)
 
 
+def plot_seed_bands(
+    ax: Axes,
+    results_by_method: Mapping[str, Sequence[MethodResult]],
+    kind: str = "max",
+    thresholds_mm: np.ndarray = metrics.DEFAULT_THRESHOLDS_MM,
+) -> None:
+    """Shade the min-max range over seeds of each method's success curve.
+
+    Methods are taken in the mapping's order and coloured as `plot_success_curves` colours
+    the same methods in the same order; a method with one seed gets no band.
+    """
+    curve_of = _curve(kind)
+    styles = method_styles(len(results_by_method))
+    for results, style in zip(results_by_method.values(), styles, strict=True):
+        if len(results) < 2:
+            continue
+        curves = np.stack([curve_of(r.errors_mm, thresholds_mm) for r in results])
+        ax.fill_between(
+            thresholds_mm, curves.min(0), curves.max(0), color=style["color"], alpha=0.2, lw=0
+        )
+
+
+FLOOR_STYLES = (
+    {"color": "black", "linestyle": (0, (4, 2))},
+    {"color": "dimgrey", "linestyle": (0, (1, 1.5))},
+)
+
+
+def plot_floors_per_joint(ax: Axes, floors: Sequence[MethodResult]) -> None:
+    """Constant-pose floors over the per-joint bars: one horizontal mark per joint group
+    (and "Mean") at each floor's error, labelled with the floor's name."""
+    for floor, style in zip(floors, cycle(FLOOR_STYLES), strict=False):
+        values = np.append(floor.per_joint_mm, floor.mean_error_mm)
+        x = np.arange(len(values))
+        ax.hlines(values, x - 0.45, x + 0.45, linewidth=1.6, label=floor.name, zorder=4, **style)
+
+
+def plot_floors_success(
+    ax: Axes,
+    floors: Sequence[MethodResult],
+    kind: str = "max",
+    thresholds_mm: np.ndarray = metrics.DEFAULT_THRESHOLDS_MM,
+) -> None:
+    """Success curves of constant-pose floors, thin black / grey and unmarked, so they read
+    as references rather than methods."""
+    curve_of = _curve(kind)
+    for floor, style in zip(floors, cycle(FLOOR_STYLES), strict=False):
+        curve = curve_of(floor.errors_mm, thresholds_mm)
+        ax.plot(thresholds_mm, curve, linewidth=1.4, label=floor.name, **style)
+
+
+def _curve(kind: str):
+    if kind not in metrics.SUCCESS_CURVES:
+        raise ValueError(f"success curve {kind!r}: expected one of {tuple(metrics.SUCCESS_CURVES)}")
+    return metrics.SUCCESS_CURVES[kind]
+
+
 def _legend_name(r: MethodResult) -> str:
     return r.name if r.subset == "all" else f"{r.name} ({r.subset})"
 
 
+def legend_outside(ax: Axes, fontsize: float = 7) -> None:
+    """The legend to the right of the axes, where it cannot hide a bar or a curve."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
 def per_joint_figure(
-    results: Sequence[MethodResult], joint_names: Sequence[str], title: str = ""
+    results: Sequence[MethodResult],
+    joint_names: Sequence[str],
+    title: str = "",
+    floors: Sequence[MethodResult] = (),
 ) -> Figure:
-    """An upper panel of Fig. 3, legend outside the bars."""
-    fig, ax = plt.subplots(figsize=(10, 4))
+    """An upper panel of Fig. 3, legend outside the bars; `floors` (constant-pose floors)
+    are marked over the bars."""
+    fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
     plot_per_joint_errors(ax, results, joint_names)
+    plot_floors_per_joint(ax, floors)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+    legend_outside(ax)
     return fig
 
 
-def success_figure(results: Sequence[MethodResult], kind: str = "max", title: str = "") -> Figure:
-    """A lower panel of Fig. 3."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+def success_figure(
+    results: Sequence[MethodResult],
+    kind: str = "max",
+    title: str = "",
+    seed_bands: Mapping[str, Sequence[MethodResult]] | None = None,
+    floors: Sequence[MethodResult] = (),
+) -> Figure:
+    """A lower panel of Fig. 3, legend outside the curves; `seed_bands` (method -> results
+    of its seeds, in the order of `results`) adds the min-max band over seeds, `floors` the
+    curves of constant-pose floors."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), layout="constrained")
     plot_success_curves(ax, results, kind)
+    plot_floors_success(ax, floors, kind)
+    if seed_bands:
+        plot_seed_bands(ax, seed_bands, kind)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    legend_outside(ax)
     return fig
 
 
-def save_figure(fig: Figure, out_dir: str | os.PathLike, stem: str) -> list[Path]:
-    """Save `fig` as `<stem>.png` (150 dpi) and `<stem>.pdf`; returns both paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=150)
-    # A fixed creation date keeps regenerated PDFs byte-identical when nothing changed.
-    fig.savefig(paths[1], metadata={"CreationDate": None})
-    return paths
+# --------------------------------------------------------------------------------------------
+# Training curves
+
+_STACK_COLUMN = re.compile(r"train_det_(\d+)$")
+
+
+def plot_losses(ax: Axes, history: pd.DataFrame) -> None:
+    """Training loss per epoch (log scale); for pose networks also its parts: L_det of each
+    stack and L_reg (columns train_det_<i>, train_reg of `metrics.csv`)."""
+    _require_columns(history, ("epoch", "train_loss"))
+    stacks = sorted((int(m[1]), c) for c in history.columns if (m := _STACK_COLUMN.match(str(c))))
+    total_label = "total L (Eq. 1)" if stacks else "training loss"
+    ax.plot(history["epoch"], history["train_loss"], "o-", color="black", label=total_label)
+    for (i, column), marker in zip(stacks, cycle("sD^v"), strict=False):
+        label = f"$L_{{det}}^{{{i + 1}}}$ (stack {i + 1})"
+        ax.plot(history["epoch"], history[column], marker=marker, linestyle="--", label=label)
+    if stacks and "train_reg" in history:
+        ax.plot(history["epoch"], history["train_reg"], "^-.", label="$L_{reg}$ (depth)")
+    ax.set(xlabel="epoch", ylabel="training loss (mean over the epoch's steps)", yscale="log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.4)
+    ax.legend(fontsize=8)
+
+
+def plot_validation(
+    ax: Axes, history: pd.DataFrame, ylabel: str = "mean 3D joint error (mm)"
+) -> None:
+    """Validation error at the epochs that measured it, joined by a line (epochs without a
+    validation are skipped, not drawn as gaps), and the learning rate on a right axis."""
+    _require_columns(history, ("epoch", "val_mean_error_mm"))
+    measured = history.dropna(subset=["val_mean_error_mm"])
+    ax.plot(
+        measured["epoch"],
+        measured["val_mean_error_mm"],
+        "o-",
+        color="tab:red",
+        label=f"validation ({len(measured)} of {len(history)} epochs)",
+    )
+    for epoch, value in zip(measured["epoch"], measured["val_mean_error_mm"], strict=True):
+        ax.annotate(
+            f"{value:.1f}", (epoch, value), xytext=(0, 6), textcoords="offset points", ha="center"
+        )
+    ax.set(xlabel="epoch", ylabel=ylabel)
+    ax.set_xlim(0.5, max(float(history["epoch"].max()), 1.0) + 0.5)
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.margins(y=0.15)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.4)
+    handles, labels = ax.get_legend_handles_labels()
+    if "lr" in history:
+        right = ax.twinx()
+        (lr_line,) = right.step(
+            history["epoch"], history["lr"], where="post", color="grey", alpha=0.6, linestyle=":"
+        )
+        right.set(yscale="log", ylabel="learning rate (at the epoch's start)")
+        handles, labels = [*handles, lr_line], [*labels, "learning rate"]
+    # Below the axes: inside, it would cover the points or the learning-rate steps.
+    ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+
+
+def training_curves_figure(
+    history: pd.DataFrame,
+    title: str = "",
+    val_ylabel: str = "mean 3D joint error (mm)",
+    val_name: str = "validation frames",
+) -> Figure:
+    """Two panels of a run's `metrics.csv`: the loss terms, and the validation error with
+    the learning rate."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
+    plot_losses(axes[0], history)
+    axes[0].set_title("training loss" + (" terms of Eq. 1" if "train_reg" in history else ""))
+    plot_validation(axes[1], history, val_ylabel)
+    axes[1].set_title(f"validation error ({val_name})")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _require_columns(history: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in history]
+    if missing:
+        raise ValueError(
+            f"history lacks columns {missing} (a run's metrics.csv has epoch, lr, train_loss, "
+            f"val_mean_error_mm); got {list(history.columns)}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-centre errors
+
+OFFSET_COMPONENTS = {"toward_wrist": "toward wrist", "across": "across", "depth": "depth"}
+
+
+def plot_error_histograms(ax: Axes, errors_mm: Mapping[str, np.ndarray], bins: int = 25) -> None:
+    """Overlaid histograms of (N,) errors in mm, one per label, with the mean in the legend.
+
+    The range ends at the 99th percentile; the last bin collects the tail beyond it."""
+    arrays = {label: np.asarray(e, dtype=np.float64) for label, e in errors_mm.items()}
+    if not arrays or any(a.size == 0 for a in arrays.values()):
+        raise ValueError("plot_error_histograms needs at least one non-empty error array")
+    top = max(float(np.percentile(a, 99)) for a in arrays.values())
+    edges = np.linspace(0.0, max(top, 1.0), bins + 1)
+    highest = 1.0
+    for (label, errors), style in zip(arrays.items(), cycle(CENTER_STYLES), strict=False):
+        counts, _, _ = ax.hist(
+            np.clip(errors, 0, edges[-1]),
+            bins=edges,
+            histtype="step",
+            linewidth=2,
+            color=style["color"],
+            label=f"{label}: mean {errors.mean():.1f} mm",
+        )
+        highest = max(highest, float(counts.max()))
+    ax.set_ylim(0, highest * 1.3)  # room for the legend above the bars
+    ax.set(xlabel="3D distance to the joint centroid (mm)", ylabel="frames")
+    ax.legend(fontsize=7)
+
+
+def plot_cumulative_errors(
+    ax: Axes,
+    errors_mm: Mapping[str, np.ndarray],
+    thresholds_mm: np.ndarray = metrics.DEFAULT_THRESHOLDS_MM,
+) -> None:
+    """Fraction of frames whose (N,) centre error is within each threshold, per label."""
+    for (label, errors), style in zip(errors_mm.items(), cycle(CENTER_STYLES), strict=False):
+        fraction = metrics.success_rate_joints(np.asarray(errors)[:, None], thresholds_mm)
+        ax.plot(thresholds_mm, fraction, color=style["color"], linewidth=2, label=label)
+    ax.set(
+        xlabel="distance to the true hand centre (mm)",
+        ylabel="fraction of frames within",
+        xlim=(thresholds_mm[0], thresholds_mm[-1]),
+        ylim=(0, 1),
+    )
+    ax.grid(True, alpha=0.4)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def plot_offset_bias(ax: Axes, offsets: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    """Mean signed offset of each estimate along the hand's axes (`measures.offsets_along_hand`
+    per label), as grouped bars."""
+    n = max(len(offsets), 1)
+    width = 0.8 / n
+    x = np.arange(len(OFFSET_COMPONENTS))
+    for k, ((label, parts), style) in enumerate(
+        zip(offsets.items(), cycle(CENTER_STYLES), strict=False)
+    ):
+        means = [float(np.mean(parts[c])) for c in OFFSET_COMPONENTS]
+        ax.bar(
+            x - 0.4 + (k + 0.5) * width,
+            means,
+            width,
+            color=style["color"],
+            edgecolor="black",
+            label=label,
+        )
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, list(OFFSET_COMPONENTS.values()))
+    ax.set(ylabel="mean signed offset (mm)", title="bias along the hand's axes")
+    ax.legend(fontsize=8)
+
+
+def centre_error_figure(
+    errors_mm: Mapping[str, np.ndarray],
+    offsets: Mapping[str, Mapping[str, np.ndarray]],
+    title: str = "",
+) -> Figure:
+    """Histogram, cumulative curve and bias along the hand of each centre estimate's (N,)
+    3D error (label -> errors; label -> `measures.offsets_along_hand` parts)."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.3), width_ratios=(1, 1, 0.8))
+    n = len(next(iter(errors_mm.values()))) if errors_mm else 0
+    plot_error_histograms(axes[0], errors_mm)
+    axes[0].set(
+        title=f"centre error, {n} frames", xlabel="3D distance to the true hand centre (mm)"
+    )
+    plot_cumulative_errors(axes[1], errors_mm)
+    axes[1].set_title("cumulative centre error")
+    plot_offset_bias(axes[2], offsets)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

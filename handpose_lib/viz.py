@@ -1,89 +1,26 @@
-"""Pictures of the input pipeline: depth frames, skeletons, crops, heatmaps, hand centres.
+"""Drawing primitives for pictures: depth frames, skeletons, crops, heatmaps, attention
+masks, hand centres. Each function draws on one Axes; `views` composes whole figures from
+them and `plots` draws the charts.
 
 Full-frame panels use image pixels (u to the right, v down). Crop panels use normalized crop
 coordinates, -1 at the left/top edge and +1 at the right/bottom edge (the package's `uvd_crop`
 convention), so joints, crops and heatmaps of any size share one set of axes. Depth is shown
 in millimetres; a normalized crop gets a colorbar in both units (normalized value and mm from
 the cube centre).
-
-Also holds two small measurements the pictures are about (centre offsets along the hand, the
-image-to-joint gap of a crop) and the notebook profiles (`NotebookProfile`): how large the
-crops and how many frames a notebook uses for `smoke`, `cpu` and `paper`.
 """
 
 from __future__ import annotations
-
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
-from handpose_lib.datasets.frame import DepthFrame
-from handpose_lib.datasets.synthetic import PARENT as ICVL_PARENT
-from handpose_lib.joints import JOINT_NAMES
-from handpose_lib.paths import ENV_HEADLESS
-from handpose_lib.preprocess import (
-    AugmentParams,
-    Crop,
-    CropConfig,
-    augment_crop,
-    closest_object_mask,
-    crop_depth,
-    hand_center,
-    make_crop,
-    projected_box,
-    sample_targets,
-)
-
-# --------------------------------------------------------------------------------------------
-# Profiles
-
-ENV_PROFILE = "HANDPOSE_PROFILE"
-
-
-@dataclass(frozen=True)
-class NotebookProfile:
-    """Sizes a notebook runs at; a profile changes sizes only, never the method.
-
-    input_size:    S, side of the network input crop (pixels).
-    heatmap_size:  side of the target heatmaps, S / 2 (the hourglass output resolution).
-    num_frames:    frames a notebook measures over (e.g. the centre-of-mass error).
-    """
-
-    name: str
-    input_size: int
-    heatmap_size: int
-    num_frames: int
-
-    def crop_config(self, dataset: str) -> CropConfig:
-        """The paper's crop config for `dataset` ("synthetic" uses ICVL's) at this size."""
-        return CropConfig.for_dataset(
-            layout_of(dataset), input_size=self.input_size, heatmap_size=self.heatmap_size
-        )
-
-
-PROFILES: dict[str, NotebookProfile] = {
-    "smoke": NotebookProfile("smoke", input_size=32, heatmap_size=16, num_frames=20),
-    "cpu": NotebookProfile("cpu", input_size=64, heatmap_size=32, num_frames=200),
-    "paper": NotebookProfile("paper", input_size=128, heatmap_size=64, num_frames=1000),
-}
-
-
-def resolve_profile(name: str) -> NotebookProfile:
-    """The profile `name`, unless $HANDPOSE_PROFILE is set: then that one (tests set "smoke")."""
-    chosen = os.environ.get(ENV_PROFILE) or name
-    if chosen not in PROFILES:
-        origin = f"${ENV_PROFILE}" if os.environ.get(ENV_PROFILE) else "PROFILE"
-        raise ValueError(f"{origin}={chosen!r}: expected one of {tuple(PROFILES)}")
-    return PROFILES[chosen]
+from handpose_lib.joints import JOINT_NAMES, bones
+from handpose_lib.preprocess import projected_box
 
 
 def layout_of(dataset: str) -> str:
@@ -97,13 +34,8 @@ def layout_of(dataset: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Skeletons
 
-# NYU's 14 evaluation joints (joints.NYU_JOINT_NAMES): every finger and both wrist points
-# hang off the Palm (13); the thumb runs Palm -> Thumb.R1 (10) -> Thumb.R2 (9) -> Thumb.T (8).
-_NYU_PARENT = (1, 13, 3, 13, 5, 13, 7, 13, 9, 10, 13, 13, 13, -1)
-
 SKELETON_EDGES: dict[str, tuple[tuple[int, int], ...]] = {
-    layout: tuple((p, j) for j, p in enumerate(parents) if p >= 0)
-    for layout, parents in (("icvl", ICVL_PARENT), ("nyu", _NYU_PARENT))
+    layout: tuple(bones(layout)) for layout in JOINT_NAMES
 }
 
 # One colour per finger (by joint-name prefix); palm and wrist joints are white.
@@ -223,6 +155,8 @@ def show_depth(
 
 
 CROP_EXTENT = (-1.0, 1.0, 1.0, -1.0)  # imshow extent in normalized crop coordinates
+CROP_TICKS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+CROP_TICK_LABELS = ("-1", "-0.5", "0", "0.5", "1")  # short: neighbouring panels stay apart
 
 
 def show_crop(
@@ -237,9 +171,22 @@ def show_crop(
     millimetres from the cube centre (value x cube_mm / 2) on the right."""
     handle = ax.imshow(np.asarray(image), cmap=DEPTH_CMAP, vmin=-1.0, vmax=1.0, extent=CROP_EXTENT)
     ax.set(xlabel="u (normalized crop)", ylabel="v (normalized crop)", title=title)
+    ax.set_xticks(CROP_TICKS, CROP_TICK_LABELS)
+    ax.set_yticks(CROP_TICKS, CROP_TICK_LABELS)
     if colorbar:
         crop_colorbar(handle, ax, cube_mm)
     return handle
+
+
+def hide_inner_labels(ax: Axes, *, x: bool = False, y: bool = False) -> None:
+    """Drop the tick labels and axis label of `ax` on x and/or y: panels in a grid that share
+    their axes with a labelled neighbour."""
+    if x:
+        ax.tick_params(axis="x", labelbottom=False)
+        ax.set_xlabel("")
+    if y:
+        ax.tick_params(axis="y", labelleft=False)
+        ax.set_ylabel("")
 
 
 def crop_colorbar(handle: AxesImage, ax, cube_mm: float, pad: float = 0.16):
@@ -257,18 +204,37 @@ def crop_colorbar(handle: AxesImage, ax, cube_mm: float, pad: float = 0.16):
 
 
 def heatmap_overlay(
-    ax: Axes, heatmaps: np.ndarray, joint: int | None = None, alpha: float = 0.8
+    ax: Axes,
+    heatmaps: np.ndarray,
+    joint: int | None = None,
+    alpha: float = 0.8,
+    *,
+    normalize: bool = False,
 ) -> AxesImage:
     """(J, Hh, Hh) heatmaps over a crop panel: one joint's, or the maximum over all joints.
 
-    Low values are transparent so the crop stays visible underneath.
+    Low values are transparent so the crop stays visible underneath. The colour scale is
+    0 to 1 (a target's peak); with `normalize` each joint's map is first divided by its own
+    maximum (negative values clipped to 0), so the faint heatmaps of a network early in
+    training show where they peak: say so in the panel's title.
     """
+    heatmaps = np.asarray(heatmaps, dtype=np.float64)
+    if normalize:
+        heatmaps = normalized_heatmaps(heatmaps)
     heat = heatmaps[joint] if joint is not None else heatmaps.max(axis=0)
     colors = plt.get_cmap("inferno")(np.linspace(0, 1, 256))
     colors[:, 3] = np.linspace(0.0, alpha, 256)
     return ax.imshow(
         heat, cmap=ListedColormap(colors), vmin=0.0, vmax=1.0, extent=CROP_EXTENT, zorder=2
     )
+
+
+def normalized_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
+    """(J, Hh, Hh) heatmaps clipped to >= 0, each divided by its own maximum (all-zero maps
+    stay zero)."""
+    heat = np.clip(np.asarray(heatmaps, dtype=np.float64), 0.0, None)
+    peak = heat.max(axis=(-2, -1), keepdims=True)
+    return np.divide(heat, peak, out=np.zeros_like(heat), where=peak > 0)
 
 
 def show_joint_depths(ax: Axes, depth: np.ndarray, cube_mm: float, dataset: str) -> None:
@@ -343,157 +309,12 @@ def mark_centers(
         ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
 
 
-def offsets_along_hand(
-    center_xyz: np.ndarray, joints_xyz: np.ndarray, dataset: str
-) -> dict[str, np.ndarray]:
-    """Split centre errors (N, 3) along each hand's own axes (camera-space mm).
-
-    center_xyz (N, 3) estimated centres; joints_xyz (N, J, 3) labelled joints; the reference
-    centre is the joint centroid. Returns (N,) arrays: 'toward_wrist' (signed, along the
-    Mid.R -> Palm direction projected on the image plane, > 0 = displaced toward the wrist
-    and forearm), 'across' (signed, image plane, perpendicular to it), 'depth' (signed z) and
-    'total' (3D norm).
-    """
-    names = JOINT_NAMES[layout_of(dataset)]
-    palm, mid_root = names.index("Palm"), names.index("Mid.R")
-    joints_xyz = np.asarray(joints_xyz, dtype=np.float64)
-    offset = np.asarray(center_xyz, dtype=np.float64) - joints_xyz.mean(axis=1)
-    axis = joints_xyz[:, palm, :2] - joints_xyz[:, mid_root, :2]
-    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-    toward = np.einsum("ni,ni->n", offset[:, :2], axis)
-    across = offset[:, 0] * -axis[:, 1] + offset[:, 1] * axis[:, 0]
-    return {
-        "toward_wrist": toward,
-        "across": across,
-        "depth": offset[:, 2],
-        "total": np.linalg.norm(offset, axis=1),
-    }
-
-
-def surface_gap_mm(sample: dict[str, np.ndarray]) -> float:
-    """Median |crop depth at each joint's pixel - joint depth| in mm for one sample.
-
-    Joints sit a finger's radius behind the visible surface, so this is small (about 10 mm)
-    when image and joints are aligned; when a transform moved one without the other, joints
-    fall on the forearm or the background and it grows to 50-150 mm. A check that
-    augmentation keeps them consistent.
-    """
-    image = sample["image"][0]
-    size = image.shape[-1]
-    xy = np.rint((np.asarray(sample["uvd_crop"])[:, :2] + 1.0) / 2.0 * size - 0.5).astype(int)
-    xy = np.clip(xy, 0, size - 1)
-    gap = np.abs(image[xy[:, 1], xy[:, 0]] - np.asarray(sample["depth"]))
-    return float(np.median(gap) * float(sample["cube_mm"]) / 2)
-
-
-def plot_error_histograms(ax: Axes, errors_mm: dict[str, np.ndarray], bins: int = 25) -> None:
-    """Overlaid histograms of (N,) errors in mm, one per label, with the mean in the legend.
-
-    The range ends at the 99th percentile; the last bin collects the tail beyond it."""
-    arrays = {label: np.asarray(e, dtype=np.float64) for label, e in errors_mm.items()}
-    if not arrays or any(a.size == 0 for a in arrays.values()):
-        raise ValueError("plot_error_histograms needs at least one non-empty error array")
-    top = max(float(np.percentile(a, 99)) for a in arrays.values())
-    edges = np.linspace(0.0, max(top, 1.0), bins + 1)
-    highest = 1.0
-    for (label, errors), style in zip(arrays.items(), CENTER_STYLES, strict=False):
-        counts, _, _ = ax.hist(
-            np.clip(errors, 0, edges[-1]),
-            bins=edges,
-            histtype="step",
-            linewidth=2,
-            color=style["color"],
-            label=f"{label}: mean {errors.mean():.1f} mm",
-        )
-        highest = max(highest, float(counts.max()))
-    ax.set_ylim(0, highest * 1.3)  # room for the legend above the bars
-    ax.set(xlabel="3D distance to the joint centroid (mm)", ylabel="frames")
-    ax.legend(fontsize=7)
-
-
 # --------------------------------------------------------------------------------------------
-# Composite views (figures of notebook 01 and its explorer)
-
-VIEWS = ("raw", "segmented", "crop", "heatmaps", "augmented")
+# Attention masks
 
 
-def crop_figure_panels(
-    axes, sample: dict[str, np.ndarray], dataset: str, joint: int | None = None
-) -> None:
-    """Three panels of one training sample: normalized crop with joints, the target heatmaps
-    over the crop (all joints, or `joint`), and the normalized joint depths."""
-    cube_mm = float(sample["cube_mm"])
-    show_crop(axes[0], sample["image"][0], cube_mm, title="network input (normalized)")
-    draw_skeleton(axes[0], sample["uvd_crop"], dataset, highlight=joint)
-    show_crop(axes[1], sample["image"][0], cube_mm, colorbar=False)
-    heat = heatmap_overlay(axes[1], sample["heatmaps"], joint)
-    hh = sample["heatmaps"].shape[-1]
-    which = "max over joints" if joint is None else JOINT_NAMES[layout_of(dataset)][joint]
-    axes[1].set_title(f"target heatmaps {hh}x{hh} ({which})")
-    axes[1].figure.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.02, label="heatmap value")
-    show_joint_depths(axes[2], sample["depth"], cube_mm, dataset)
-
-
-def draw_view(
-    fig: Figure,
-    frame: DepthFrame,
-    view: str,
-    config: CropConfig,
-    dataset: str,
-    *,
-    joint: int = 0,
-    augment: AugmentParams | None = None,
-) -> None:
-    """Fill `fig` with one view of `frame` (one of `VIEWS`), the selected joint circled."""
-    if view not in VIEWS:
-        raise ValueError(f"view {view!r}: expected one of {VIEWS}")
-    fig.clear()
-    if view in ("raw", "segmented"):
-        ax = fig.add_subplot(1, 1, 1)
-        if view == "raw":
-            show_depth(ax, frame.depth_mm, title=f"{frame.name}: depth and joints")
-        else:
-            mask = closest_object_mask(
-                frame.depth_mm, config.segment_band_mm, config.min_depth_mm, config.max_depth_mm
-            )
-            show_segmentation(ax, frame.depth_mm, mask, f"{frame.name}: depth band and centre")
-            center = hand_center(frame.depth_mm, frame.camera, config)
-            mark_centers(ax, {"hand centre (CoM, refined)": center}, frame.camera, config.cube_mm)
-        draw_skeleton(ax, frame.uvd, dataset, highlight=joint)
-        return
-    center = hand_center(frame.depth_mm, frame.camera, config)
-    crop: Crop = make_crop(center, frame.camera, config.cube_mm, config.input_size)
-    if view == "augmented":
-        crop = augment_crop(crop, augment or AugmentParams())
-    sample = sample_targets(crop_depth(frame.depth_mm, crop), frame.uvd, crop, config)
-    if view == "heatmaps":
-        crop_figure_panels(fig.subplots(1, 3), sample, dataset, joint)
-        return
-    ax = fig.add_subplot(1, 1, 1)
-    title = "crop at the CoM" if view == "crop" else "augmented crop"
-    if view == "augmented" and augment is not None:
-        title += (
-            f"\nrotation {augment.rotation_deg:+.0f} deg, scale {augment.scale:.2f}, "
-            f"shift ({augment.translate[0]:+.2f}, {augment.translate[1]:+.2f}) x S"
-        )
-    show_crop(ax, sample["image"][0], float(sample["cube_mm"]), title=title)
-    draw_skeleton(ax, sample["uvd_crop"], dataset, highlight=joint)
-
-
-def explore(
-    view: Callable[..., None], defaults: dict, controls: Callable[[], dict] | None = None
-) -> None:
-    """An ipywidgets explorer over `view`, or one static call when run headless.
-
-    `defaults` are the keyword arguments of the static call; `controls()` builds the widgets
-    (keyword -> widget) and is only called in an interactive session. The reproduction
-    runner and the test suite set HANDPOSE_HEADLESS=1: creating widgets in a kernel that no
-    front end listens to can stall the kernel (seen with papermill), and nothing could use
-    them anyway.
-    """
-    if os.environ.get(ENV_HEADLESS) or controls is None:
-        view(**defaults)
-        return
-    import ipywidgets
-
-    ipywidgets.interact(view, **controls())
+def show_mask(ax: Axes, mask: np.ndarray, title: str = "") -> AxesImage:
+    """(Hh, Hh) attention mask M of Eq. 3 (values in (0, 1)) on crop axes, without ticks."""
+    handle = ax.imshow(mask, cmap="viridis", vmin=0, vmax=1, extent=CROP_EXTENT)
+    ax.set(title=title, xticks=[], yticks=[])
+    return handle

@@ -1,5 +1,5 @@
-"""Plotting helpers of notebook 01: profiles, skeletons, crop/heatmap alignment, centre
-offsets, the augmentation consistency check and every explorer view."""
+"""Pictures: skeletons, crop/heatmap alignment, centres, every explorer view, and the composite
+figures of the notebooks (no tick labels colliding between panels, faint heatmaps made visible)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
 
-from handpose_lib import viz
+from handpose_lib import views, viz
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets.synthetic import SyntheticSource
 from handpose_lib.joints import JOINT_NAMES
@@ -44,34 +44,7 @@ def sample(frame):
     return sample_targets(crop_depth(frame.depth_mm, crop), frame.uvd, crop, SMALL)
 
 
-# ------------------------------------------------------------------------------------ profiles
-
-
-def test_profile_env_overrides_the_parameter(monkeypatch):
-    monkeypatch.setenv(viz.ENV_PROFILE, "smoke")
-    assert viz.resolve_profile("paper").name == "smoke"
-    monkeypatch.delenv(viz.ENV_PROFILE)
-    assert viz.resolve_profile("paper").input_size == 128
-
-
-def test_unknown_profile_names_where_it_came_from(monkeypatch):
-    monkeypatch.delenv(viz.ENV_PROFILE, raising=False)
-    with pytest.raises(ValueError, match="PROFILE='laptop'"):
-        viz.resolve_profile("laptop")
-    monkeypatch.setenv(viz.ENV_PROFILE, "huge")
-    with pytest.raises(ValueError, match=r"\$HANDPOSE_PROFILE='huge'"):
-        viz.resolve_profile("cpu")
-
-
-@pytest.mark.parametrize("name", viz.PROFILES)
-def test_profiles_change_sizes_only(name):
-    profile = viz.PROFILES[name]
-    assert profile.heatmap_size * 2 == profile.input_size  # the hourglass resolution, S / 2
-    for dataset, cube in (("synthetic", 250.0), ("icvl", 250.0), ("nyu", 300.0)):
-        config = profile.crop_config(dataset)
-        assert (config.input_size, config.cube_mm) == (profile.input_size, cube)
-        assert config.segment_band_mm == CropConfig().segment_band_mm
-    assert (viz.PROFILES["cpu"].input_size, viz.PROFILES["paper"].input_size) == (64, 128)
+# ------------------------------------------------------------------------------------ layouts
 
 
 def test_unknown_dataset_is_rejected():
@@ -182,41 +155,6 @@ def test_zoom_stays_inside_the_image():
 # --------------------------------------------------------------------------------- centres
 
 
-def random_hand(rng, layout="icvl"):
-    return rng.normal([0.0, 0.0, 500.0], 30.0, size=(len(JOINT_NAMES[layout]), 3))
-
-
-@pytest.mark.parametrize("layout", ["icvl", "nyu"])
-def test_offsets_are_measured_along_each_hands_own_axes(layout):
-    names = JOINT_NAMES[layout]
-    palm, mid = names.index("Palm"), names.index("Mid.R")
-    rng = np.random.default_rng(0)
-    joints = np.stack([random_hand(rng, layout) for _ in range(3)])
-    axis = joints[:, palm, :2] - joints[:, mid, :2]
-    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-    across = np.column_stack([-axis[:, 1], axis[:, 0]])
-    shift = np.column_stack([12.0 * axis + 5.0 * across, np.full(3, -7.0)])
-    out = viz.offsets_along_hand(joints.mean(axis=1) + shift, joints, layout)
-    np.testing.assert_allclose(out["toward_wrist"], 12.0)
-    np.testing.assert_allclose(out["across"], 5.0)
-    np.testing.assert_allclose(out["depth"], -7.0)
-    np.testing.assert_allclose(out["total"], np.sqrt(12**2 + 5**2 + 7**2))
-
-
-def test_offsets_do_not_depend_on_the_hands_roll():
-    rng = np.random.default_rng(1)
-    joints = random_hand(rng)
-    center = joints.mean(axis=0) + np.array([20.0, -9.0, 4.0])
-    angle = np.radians(70.0)
-    roll = np.array(
-        [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
-    )
-    before = viz.offsets_along_hand(center[None], joints[None], "icvl")
-    after = viz.offsets_along_hand((center @ roll.T)[None], (joints @ roll.T)[None], "icvl")
-    for part in before:
-        np.testing.assert_allclose(after[part], before[part])
-
-
 def test_mark_centers_draws_the_cube_box_of_each_centre():
     _, ax = plt.subplots()
     centers = {"a": np.array([100.0, 80.0, 400.0]), "b": np.array([150.0, 90.0, 500.0])}
@@ -229,26 +167,7 @@ def test_mark_centers_draws_the_cube_box_of_each_centre():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
 
 
-def test_error_histograms_report_the_mean_and_reject_empty_input():
-    _, ax = plt.subplots()
-    viz.plot_error_histograms(ax, {"CoM": np.array([10.0, 20.0, 60.0])})
-    assert ax.get_legend().get_texts()[0].get_text() == "CoM: mean 30.0 mm"
-    with pytest.raises(ValueError, match="non-empty"):
-        viz.plot_error_histograms(ax, {"CoM": np.array([])})
-
-
 # ------------------------------------------------------------------- augmentation, views
-
-
-def test_surface_gap_is_small_when_aligned_and_large_when_not(frame, sample):
-    assert viz.surface_gap_mm(sample) < 25.0
-    crop = make_crop(hand_center(frame.depth_mm, ICVL, SMALL), ICVL, SMALL.cube_mm, 32)
-    moved = augment_crop(crop, AugmentParams(rotation_deg=90.0, translate=(0.1, 0.05)))
-    augmented = sample_targets(crop_depth(frame.depth_mm, moved), frame.uvd, moved, SMALL)
-    assert viz.surface_gap_mm(augmented) < 25.0
-    # Joints of the original crop on the augmented image: they no longer match.
-    mismatched = dict(augmented, uvd_crop=sample["uvd_crop"], depth=sample["depth"])
-    assert viz.surface_gap_mm(mismatched) > 40.0
 
 
 @pytest.mark.parametrize(
@@ -258,7 +177,7 @@ def test_surface_gap_is_small_when_aligned_and_large_when_not(frame, sample):
 def test_every_explorer_view_draws(frame, view, panels):
     fig = plt.figure()
     params = AugmentParams(rotation_deg=30.0, scale=1.1)
-    viz.draw_view(fig, frame, view, SMALL, "synthetic", joint=5, augment=params)
+    views.draw_view(fig, frame, view, SMALL, "synthetic", joint=5, augment=params)
     plots = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.images]
     plots += [ax for ax in fig.axes if ax.patches and not ax.images]  # the depth bar chart
     assert len(plots) == panels
@@ -268,4 +187,121 @@ def test_every_explorer_view_draws(frame, view, panels):
             np.allclose(c.get_edgecolor()[0][:3], (1.0, 0.0, 1.0)) for c in plots[0].collections
         )
     with pytest.raises(ValueError, match="view 'side'"):
-        viz.draw_view(fig, frame, "side", SMALL, "synthetic")
+        views.draw_view(fig, frame, "side", SMALL, "synthetic")
+
+
+def test_crop_views_centre_at_the_joint_centroid_like_pose_training(frame):
+    fig = plt.figure()
+    views.draw_view(fig, frame, "crop", SMALL, "synthetic")
+    drawn = [c for c in fig.axes[0].collections if len(c.get_offsets()) == 16][0]
+    centroid = drawn.get_offsets().mean(axis=0)  # joints in normalized crop coordinates
+    assert np.abs(centroid).max() < 0.15  # joints' centroid near the crop centre (0, 0)
+    assert "joint centroid" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="center 'middle'"):
+        views.draw_view(fig, frame, "crop", SMALL, "synthetic", center="middle")
+
+
+# ---------------------------------------------------------------- composite figures
+
+
+def label_boxes(fig):
+    """(axes index, bounding box) of every visible tick label, axis label and title."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for k, ax in enumerate(fig.axes):
+        texts = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label]
+        texts.append(ax.title)
+        for text in texts:
+            if text.get_visible() and text.get_text():
+                boxes.append((k, text.get_window_extent(renderer)))
+    return boxes
+
+
+def assert_no_label_collides_across_panels(fig):
+    boxes = label_boxes(fig)
+    for i, (k, a) in enumerate(boxes):
+        for m, b in boxes[i + 1 :]:
+            if k != m:
+                assert not a.overlaps(b), f"labels of panels {k} and {m} overlap: {a} {b}"
+
+
+def test_crop_ticks_are_short():
+    _, ax = plt.subplots()
+    viz.show_crop(ax, np.zeros((8, 8)), 250.0, colorbar=False)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-1", "-0.5", "0", "0.5", "1"]
+
+
+def augmented_samples(frame):
+    center = hand_center(frame.depth_mm, ICVL, SMALL)
+    crop = make_crop(center, ICVL, SMALL.cube_mm, 32)
+    out = {}
+    for label, params in (
+        ("original", AugmentParams()),
+        ("rotation +60 deg", AugmentParams(rotation_deg=60.0)),
+        ("scale 1.2", AugmentParams(scale=1.2)),
+        ("translation (+0.1, -0.1) x S", AugmentParams(translate=(0.1, -0.1))),
+    ):
+        moved = augment_crop(crop, params)
+        out[label] = sample_targets(crop_depth(frame.depth_mm, moved), frame.uvd, moved, SMALL)
+    return out
+
+
+def test_augmentation_figure_labels_do_not_collide(frame):
+    fig = views.augmentation_figure(augmented_samples(frame), "synthetic")
+    assert_no_label_collides_across_panels(fig)
+    crops = [ax for ax in fig.axes if ax.images]
+    assert crops[0].get_ylabel() and not crops[1].get_ylabel()  # shared v axis labelled once
+
+
+def test_centre_crops_figure_labels_do_not_collide(frame, sample):
+    crops = {"CoM": (np.array([60.0, 90.0, 500.0]), sample, 12.0)}
+    crops["refined"] = (np.array([62.0, 92.0, 510.0]), sample, 4.0)
+    fig = views.centre_crops_figure([(frame, crops), (frame, crops)], "synthetic")
+    assert_no_label_collides_across_panels(fig)
+    assert fig.axes[1].get_title() == "crop at CoM: 12.0 mm off"
+
+
+def faint_outputs(sample, peak=0.05, channels=6):
+    rng = np.random.default_rng(0)
+    return {
+        "heatmaps": sample["heatmaps"] * peak,
+        "uvd_crop": sample["uvd_crop"],
+        "attention": rng.uniform(0, 1, (channels, *sample["heatmaps"].shape[1:])),
+    }
+
+
+def test_prediction_grid_scales_faint_heatmaps_to_their_maximum(sample):
+    out = faint_outputs(sample)
+    rows = [("frame 0", sample, out), ("frame 1", sample, out)]
+    channels = views.spread_channels(np.stack([out["attention"]] * 2), count=2)
+    fig = views.prediction_grid(rows, "synthetic", channels, stack="stack 2")
+    predicted = fig.axes[2]
+    overlay = predicted.images[-1].get_array()
+    assert overlay.max() == pytest.approx(1.0)  # drawn at full strength, not at 0.05
+    peaks = out["heatmaps"].max(axis=(1, 2))
+    assert f"scaled to its max (peaks {peaks.min():.2f}-{peaks.max():.2f})" in predicted.get_title()
+    assert len(fig.axes) == 2 * (3 + 1 + 2) + 1  # + the mask colorbar
+    assert_no_label_collides_across_panels(fig)
+
+
+def test_prediction_grid_without_attention_has_three_columns(sample):
+    out = {k: v for k, v in faint_outputs(sample).items() if k != "attention"}
+    fig = views.prediction_grid([("frame 0", sample, out)], "synthetic")
+    assert len(fig.axes) == 3
+
+
+def test_normalized_heatmaps_keep_zero_maps_and_clip_negatives():
+    heat = np.zeros((2, 4, 4))
+    heat[0, 1, 2] = 0.2
+    heat[0, 0, 0] = -0.1
+    scaled = viz.normalized_heatmaps(heat)
+    assert scaled[0, 1, 2] == 1.0 and scaled[0, 0, 0] == 0.0
+    assert not scaled[1].any()
+
+
+def test_spread_channels_picks_the_most_varying_masks():
+    masks = np.zeros((2, 4, 3, 3))
+    masks[:, 2, 0, 0] = 1.0
+    masks[:, 1, 0, 0] = 0.5
+    assert list(views.spread_channels(masks, count=2)) == [2, 1]

@@ -1,0 +1,288 @@
+"""The set-up of a numbered notebook in one call, and what every notebook does with it.
+
+    nb = notebook.start(PROFILE, DATASET, DATA_ROOT, RUN_DIR, OUTPUT_DIR, HEADLESS)
+
+returns a `Session`: the profile (`profiles.resolve_profile`: $HANDPOSE_PROFILE overrides the
+parameter), the dataset's joint layout, the run folder (created when missing: later notebooks
+read what earlier ones wrote there), the figures folder, and `nb.run_config(model)`, the run
+a notebook trains: the profile's, on the chosen data, validated at notebook 02's LocNet
+centres once they exist.
+`nb.save(fig, name)` writes a figure as PNG + PDF and remembers it; `nb.explore(...)` offers
+an ipywidgets explorer, or draws one static view when the notebook runs headless.
+
+Headless is the notebook parameter `HEADLESS` (the runner passes `HEADLESS=True`) or the
+environment variable $HANDPOSE_HEADLESS (set by the test suite): a kernel that no front end
+listens to can stall on creating widgets (seen with papermill), and nothing could use them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from handpose_lib import ablation, evaluate, floors, metrics, paths, plots, uvd_format
+from handpose_lib.camera import camera_for
+from handpose_lib.evaluate import MethodResult
+from handpose_lib.preprocess import CropConfig
+from handpose_lib.profiles import DATA_CHOICES, Profile, resolve_profile
+from handpose_lib.training.config import RunConfig, SourceSpec
+from handpose_lib.training.inference import evaluate_run
+
+CENTERS_FILE = Path("centers") / "val_locnet.txt"  # in the run folder, written by notebook 02
+# The three crop centres every pose result is evaluated at -> prediction subfolder.
+LOCNET, COM, ORACLE = "LocNet centre", "plain CoM", "true joint centroid (oracle)"
+CENTRE_FOLDERS = {LOCNET: "", COM: "com_centers", ORACLE: "oracle_centers"}
+VALIDATION_NAMES = {
+    "rendered": "rendered ICVL test poses",
+    "synthetic": "procedural synthetic frames",
+    "icvl": "ICVL test set",
+    "nyu": "NYU test set",
+}
+
+
+def is_headless(flag: bool = False) -> bool:
+    """True when the notebook parameter says so or $HANDPOSE_HEADLESS is set (non-empty)."""
+    return bool(flag) or bool(os.environ.get(paths.ENV_HEADLESS))
+
+
+def redraw_on_release(controls: Mapping[str, ipywidgets.Widget]) -> None:
+    """Sliders and text boxes report their value only when released / committed: one redraw
+    per choice, not one per step (a redraw may run a network)."""
+    for widget in controls.values():
+        if hasattr(widget, "continuous_update"):
+            widget.continuous_update = False
+
+
+def explore(
+    view: Callable[..., None],
+    defaults: Mapping[str, object],
+    controls: Callable[[], Mapping[str, ipywidgets.Widget]] | None = None,
+    *,
+    headless: bool = False,
+) -> None:
+    """An ipywidgets explorer over `view`, or one static call `view(**defaults)` headless.
+
+    `controls()` builds the widgets (keyword -> widget); it is only called in an interactive
+    session, so a headless run never creates one.
+    """
+    if is_headless(headless) or controls is None:
+        view(**defaults)
+        return
+    widgets = dict(controls())
+    redraw_on_release(widgets)
+    ipywidgets.interact(view, **widgets)
+
+
+@dataclass
+class Session:
+    """What a notebook's set-up cell gives the rest of the notebook.
+
+    profile:     the profile in effect ($HANDPOSE_PROFILE overrides the parameter).
+    dataset:     synthetic | icvl | nyu; layout is its joint layout ("synthetic" uses ICVL's).
+    data_root:   root of the real dataset, or None for synthetic data.
+    run_dir:     where trained runs and prediction files are handed between notebooks.
+    figures_dir: where figures and tables go.
+    headless:    no widgets (runner, tests).
+    written:     every file the notebook wrote, in order (`report()` lists them).
+    """
+
+    profile: Profile
+    dataset: str
+    data_root: str | None
+    run_dir: Path
+    figures_dir: Path
+    headless: bool
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def layout(self) -> str:
+        return "icvl" if self.dataset == "synthetic" else self.dataset
+
+    @property
+    def crop_config(self) -> CropConfig:
+        """The crops training uses on this data (the profile's size and heatmap sigma)."""
+        return self.profile.crop_config(self.dataset)
+
+    @property
+    def centers_file(self) -> Path:
+        """Refined centres of the validation frames, written by notebook 02."""
+        return self.run_dir / CENTERS_FILE
+
+    @property
+    def val_centers(self) -> str:
+        """Where validation crops centre: notebook 02's LocNet centres, else the CoM."""
+        return str(self.centers_file) if self.centers_file.is_file() else "com"
+
+    def run_config(self, model: str = "attention") -> RunConfig:
+        """The profile's run of `model` (a PoseNet variant or "locnet") on this data. Pose
+        runs train on crops at the joint centroid (jittered by augmentation) and validate at
+        `val_centers`; LocNet trains and validates on CoM crops."""
+        config = self.profile.run_config(model, self.dataset)
+        overrides: dict[str, object] = {}
+        if self.dataset != "synthetic":
+            overrides.update({"data.train.root": self.data_root, "data.val.root": self.data_root})
+        if model != "locnet":
+            overrides["data.val.centers"] = self.val_centers
+        return config.with_overrides(overrides) if overrides else config
+
+    def centre_specs(self, config: RunConfig) -> dict[str, SourceSpec]:
+        """The run's validation frames cropped at each of the three centres (LocNet only
+        once notebook 02 wrote its centres)."""
+        val = config.data.val
+        specs = {}
+        if self.centers_file.is_file():
+            specs[LOCNET] = replace(val, centers=str(self.centers_file))
+        specs[COM] = replace(val, centers="com")
+        specs[ORACLE] = replace(val, centers="joints")
+        return specs
+
+    def evaluate_at_centres(
+        self,
+        run_dir: str | os.PathLike,
+        config: RunConfig,
+        gt_uvd: np.ndarray,
+        name: str,
+        which: str = "last",
+    ) -> dict[str, tuple[MethodResult, dict[str, float]]]:
+        """centre label -> (result, `metrics.error_parts`) of a trained pose run on its
+        validation frames cropped at each centre. Predictions are written in the community
+        format to run_dir/../predictions/[<centre folder>/]<name>.txt and scored from there by
+        `evaluate.evaluate_file`, the code path of Table 1."""
+        camera = camera_for(self.layout)
+        out = {}
+        for label, spec in self.centre_specs(config).items():
+            path = self.run_dir / "predictions" / CENTRE_FOLDERS[label] / f"{name}.txt"
+            evaluate_run(run_dir, which, source=spec, out_path=path)
+            self.wrote(path)
+            result = evaluate.evaluate_file(path, self.layout, gt_uvd, name=f"{name}, {label}")
+            pred = uvd_format.read_uvd(path, gt_uvd.shape[1], expected_frames=len(gt_uvd))
+            out[label] = (result, metrics.error_parts(pred, gt_uvd, camera))
+        return out
+
+    def constant_pose_floors(self, config: RunConfig, gt_uvd: np.ndarray) -> list[floors.Floor]:
+        """The two constant-pose floors (`floors.constant_pose_floors`) for the validation
+        labels `gt_uvd` (N, J, 3): the test mean pose (oracle) and the mean pose of the run's
+        training labels, both at the true joint centroid."""
+        spec = config.data.train
+        if spec.kind == "synthetic":
+            train_uvd = floors.synthetic_train_uvd(spec.num_frames, spec.seed)
+        else:
+            train_uvd = ablation.validation_labels(spec)
+        return floors.constant_pose_floors(gt_uvd, self.layout, train_uvd)
+
+    def val_name(self, config: RunConfig) -> str:
+        """'rendered ICVL test poses' etc.: what the run validates and is tested on."""
+        return VALIDATION_NAMES[config.data.val.kind]
+
+    def budget(self, config: RunConfig) -> str:
+        """'cpu profile, 768 steps: 6 epochs of 4096 synthetic frames, batch 32': the training
+        budget and data, for titles and captions."""
+        tc, spec = config.train, config.data.train
+        frames = f"{spec.num_frames}" if spec.num_frames else "all"
+        data = "synthetic" if spec.kind == "synthetic" else f"{spec.kind.upper()} {spec.split}"
+        steps = (
+            f"{tc.epochs * (spec.num_frames // tc.batch_size)} steps: " if spec.num_frames else ""
+        )
+        return (
+            f"{self.profile.name} profile, {steps}{tc.epochs} epochs of {frames} {data} frames, "
+            f"batch {tc.batch_size}"
+        )
+
+    def describe(self, config: RunConfig) -> None:
+        """Print what a run trains on and where it goes."""
+        crop = config.crop
+        print(
+            f"profile {self.profile.name}: {crop.input_size}x{crop.input_size} crops, "
+            f"{crop.heatmap_size}x{crop.heatmap_size} heatmaps (sigma {crop.heatmap_sigma:g}), "
+            f"cube {crop.cube_mm:.0f} mm, {config.train.optimizer} lr {config.train.lr:g}"
+        )
+        print(f"budget: {self.budget(config)}")
+        val = config.data.val
+        if val is not None:
+            print(f"validation: {self.val_name(config)}, crops at {val.centers}")
+        print(f"run folder: {self.run_dir} | figures: {self.figures_dir}")
+
+    def save(self, fig: Figure, name: str, *, show: bool = True) -> None:
+        """Write `fig` as <name>.png and <name>.pdf in the figures folder (listed by
+        `report`), then show it."""
+        self.written += plots.save_figure(fig, name, self.figures_dir)
+        if show:
+            plt.show()
+
+    def wrote(self, *files: str | os.PathLike) -> None:
+        """Remember files the notebook wrote by other means (tables, predictions, JSON)."""
+        self.written += [Path(f) for f in files]
+
+    def explore(
+        self,
+        view: Callable[..., None],
+        defaults: Mapping[str, object],
+        controls: Callable[[], Mapping[str, ipywidgets.Widget]] | None = None,
+    ) -> None:
+        """`explore` with this session's headless flag."""
+        explore(view, defaults, controls, headless=self.headless)
+
+    def report(self) -> None:
+        """Print every file written, the last cell of each notebook."""
+        print("written:")
+        for path in self.written:
+            print(" ", path)
+
+
+def error_table(
+    at_centres: dict[str, dict[str, tuple[MethodResult, dict[str, float]]]],
+    floor_list: list[floors.Floor],
+) -> pd.DataFrame:
+    """One row per model and crop centre (model -> `Session.evaluate_at_centres`), then one
+    per constant-pose floor, marked as such: mean 3D error and its 2D / depth parts."""
+    rows = []
+    for model, by_centre in at_centres.items():
+        for label, (result, parts) in by_centre.items():
+            rows.append({"prediction": model, "crop centre": label, **_parts(result, parts)})
+    for floor in floor_list:
+        row = {"prediction": floor.name, "crop centre": "true joint centroid (oracle)"}
+        rows.append({**row, **_parts(floor.result, floor.parts)})
+    return pd.DataFrame(rows)
+
+
+def _parts(result: MethodResult, parts: dict[str, float]) -> dict[str, float]:
+    return {
+        "mean error (mm)": result.mean_error_mm,
+        "2D error (px)": parts["2D error (px)"],
+        "2D error (mm)": parts["2D error (mm)"],
+        "depth error (mm)": parts["depth error (mm)"],
+    }
+
+
+def start(
+    profile: str = "cpu",
+    dataset: str = "synthetic",
+    data_root: str = "",
+    run_dir: str = "",
+    output_dir: str = "",
+    headless: bool = False,
+) -> Session:
+    """The set-up of a notebook from its parameters ("" means: the default).
+
+    run_dir "" -> $HANDPOSE_RUN_DIR, else outputs/interactive-<profile>/; output_dir "" ->
+    $HANDPOSE_FIGURES_DIR, else figures/. Both are created when missing.
+    """
+    if dataset not in DATA_CHOICES:
+        raise ValueError(f"DATASET={dataset!r}: expected one of {DATA_CHOICES}")
+    chosen = resolve_profile(profile)
+    return Session(
+        profile=chosen,
+        dataset=dataset,
+        data_root=data_root or None,
+        run_dir=paths.run_dir(run_dir or None, chosen.name).resolve(),
+        figures_dir=paths.figures_dir(output_dir or None),
+        headless=is_headless(headless),
+    )

@@ -1,0 +1,91 @@
+"""The notebook set-up: one call gives profile, folders and configs; headless and explorers."""
+
+from __future__ import annotations
+
+import ipywidgets
+import numpy as np
+import pytest
+
+from handpose_lib import notebook
+from handpose_lib.evaluate import MethodResult
+from handpose_lib.floors import Floor
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in ("HANDPOSE_PROFILE", "HANDPOSE_HEADLESS", "HANDPOSE_RUN_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HANDPOSE_FIGURES_DIR", str(tmp_path / "figures"))
+    return tmp_path
+
+
+def test_start_creates_a_missing_run_folder(clean_env, monkeypatch):
+    missing = clean_env / "not" / "yet"
+    monkeypatch.setenv("HANDPOSE_RUN_DIR", str(missing))
+    nb = notebook.start("smoke")
+    assert nb.run_dir == missing.resolve() and missing.is_dir()
+    assert nb.figures_dir.is_dir()
+
+
+def test_profile_env_overrides_the_parameter(clean_env, monkeypatch):
+    monkeypatch.setenv("HANDPOSE_PROFILE", "smoke")
+    nb = notebook.start("paper", run_dir=str(clean_env / "run"))
+    assert nb.profile.name == "smoke"
+    assert nb.crop_config.heatmap_sigma == nb.profile.heatmap_sigma
+
+
+def test_unknown_dataset_is_rejected(clean_env):
+    with pytest.raises(ValueError, match="DATASET='msra'"):
+        notebook.start("smoke", "msra", run_dir=str(clean_env / "run"))
+
+
+def test_pose_runs_validate_at_locnet_centres_once_they_exist(clean_env):
+    nb = notebook.start("smoke", run_dir=str(clean_env / "run"))
+    config = nb.run_config("attention")
+    assert config.data.train.centers == "joints"  # pose training crops at the joint centroid
+    assert config.data.val.centers == "com"
+    assert list(nb.centre_specs(config)) == [notebook.COM, notebook.ORACLE]
+    nb.centers_file.parent.mkdir(parents=True)
+    nb.centers_file.write_text("1 2 3\n")
+    config = nb.run_config("attention")
+    assert config.data.val.centers == str(nb.centers_file)
+    assert list(nb.centre_specs(config)) == [notebook.LOCNET, notebook.COM, notebook.ORACLE]
+    assert nb.run_config("locnet").data.train.centers == "com"
+
+
+def test_budget_names_steps_and_data(clean_env):
+    nb = notebook.start("cpu", run_dir=str(clean_env / "run"))
+    text = nb.budget(nb.run_config("attention"))
+    assert text == "cpu profile, 768 steps: 6 epochs of 4096 synthetic frames, batch 32"
+
+
+@pytest.mark.parametrize(("flag", "env"), [(True, ""), (False, "1")])
+def test_headless_draws_one_static_view_without_widgets(monkeypatch, flag, env):
+    monkeypatch.setenv("HANDPOSE_HEADLESS", env)
+    calls = []
+
+    def controls():
+        raise AssertionError("no widget may be created headless")
+
+    notebook.explore(lambda **kw: calls.append(kw), {"index": 3}, controls, headless=flag)
+    assert calls == [{"index": 3}]
+
+
+def test_sliders_redraw_on_release():
+    controls = {
+        "index": ipywidgets.IntSlider(value=0, min=0, max=5),
+        "view": ipywidgets.Dropdown(options=["a", "b"]),
+    }
+    notebook.redraw_on_release(controls)
+    assert controls["index"].continuous_update is False
+
+
+def test_error_table_marks_the_floors():
+    errors = np.full((4, 16), 20.0)
+    model = MethodResult("attention", "a.txt", "icvl", "all", errors)
+    parts = {"2D error (px)": 5.0, "2D error (mm)": 9.0, "depth error (mm)": 8.0}
+    floor = Floor("floor: test mean pose", np.zeros((4, 16, 3)), model, parts)
+    table = notebook.error_table({"attention": {notebook.COM: (model, parts)}}, [floor])
+    assert list(table["prediction"]) == ["attention", "floor: test mean pose"]
+    assert list(table["crop centre"]) == [notebook.COM, notebook.ORACLE]
+    assert table.loc[0, "mean error (mm)"] == 20.0 and table.loc[1, "depth error (mm)"] == 8.0

@@ -1,0 +1,44 @@
+"""Committed notebooks: no outputs, a papermill-readable parameters cell with HEADLESS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_notebooks_exist():
+    assert len(NOTEBOOKS) == 5
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_has_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} hold outputs (jupyter nbconvert --clear-output)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_is_readable_and_declares_headless(path, caplog):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: expected one cell tagged 'parameters'"
+    assigned = [
+        line.split(":")[0].split("=")[0].strip()
+        for line in tagged[0].source.splitlines()
+        if line and not line.startswith("#")
+    ]
+    with caplog.at_level("WARNING", logger="papermill"):
+        declared = papermill.inspect_notebook(str(path))
+    assert not [r for r in caplog.records if "Unable to parse" in r.getMessage()]
+    assert list(declared) == assigned  # every parameter parsed, none lost to a comment
+    assert declared["HEADLESS"]["default"] == "False"
+    assert all(p["inferred_type_name"] != "None" for p in declared.values())

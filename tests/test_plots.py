@@ -1,0 +1,187 @@
+"""Charts: save_figure, Fig. 3 panels with seed bands and floors, training curves, centre
+errors. Each figure renders, labels its axes and keeps its legend off the data."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from handpose_lib import measures, plots
+from handpose_lib.evaluate import MethodResult
+from handpose_lib.joints import JOINT_NAMES
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def result(name, scale, seed=0, frames=40):
+    rng = np.random.default_rng(seed)
+    errors = np.abs(rng.normal(scale, scale / 3, (frames, 16)))
+    return MethodResult(name, f"{name}.txt", "icvl", "all", errors)
+
+
+def history(val_every=3):
+    epochs = np.arange(1, 7)
+    val = [32.6 - 2 * e if e % val_every == 0 else np.nan for e in epochs]
+    return pd.DataFrame(
+        {
+            "epoch": epochs,
+            "lr": [1e-3] * 5 + [1e-4],
+            "train_loss": np.geomspace(1.0, 0.3, 6),
+            "train_det_0": np.geomspace(0.3, 0.1, 6),
+            "train_det_1": np.geomspace(0.35, 0.1, 6),
+            "train_det": np.geomspace(0.65, 0.2, 6),
+            "train_reg": np.geomspace(0.5, 0.2, 6),
+            "val_mean_error_mm": val,
+        }
+    )
+
+
+# ------------------------------------------------------------------------------ save_figure
+
+
+def test_save_figure_writes_png_and_pdf_at_one_dpi(tmp_path):
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    paths = plots.save_figure(fig, "curve", tmp_path / "new" / "folder")
+    assert [p.name for p in paths] == ["curve.png", "curve.pdf"]
+    assert paths[1].read_bytes().startswith(b"%PDF")
+    with Image.open(paths[0]) as png:
+        dpi = png.info["dpi"]
+    assert dpi == pytest.approx(
+        (plots.FIGURE_DPI, plots.FIGURE_DPI), abs=0.05
+    )  # PNG stores pixels per metre
+
+
+def test_save_figure_pdf_is_reproducible(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    first = plots.save_figure(fig, "a", tmp_path / "1")[1].read_bytes()
+    second = plots.save_figure(fig, "a", tmp_path / "2")[1].read_bytes()
+    assert first == second
+
+
+@pytest.mark.parametrize("name", ["", "loc_crops.png", "sub/loc_crops"])
+def test_save_figure_rejects_names_that_are_not_stems(tmp_path, name):
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError, match="file stem"):
+        plots.save_figure(fig, name, tmp_path)
+
+
+# ---------------------------------------------------------------------------- Fig. 3 panels
+
+
+def legend_clear_of_axes(fig, ax):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    return not legend.overlaps(ax.get_window_extent(renderer))
+
+
+def test_success_figure_keeps_the_legend_off_the_curves():
+    shown = [result("plain", 20), result("attention", 30)]
+    fig = plots.success_figure(shown, "max", "Fig. 3 (b)")
+    ax = fig.axes[0]
+    assert legend_clear_of_axes(fig, ax)
+    assert ax.get_xlabel() == plots.SUCCESS_LABELS["max"][0]
+    assert len(ax.lines) == 2
+
+
+def test_seed_bands_shade_the_range_of_seeds_in_the_curve_colours():
+    by_method = {"a": [result("a", 10, s) for s in range(3)], "b": [result("b", 30)]}
+    pooled = [result("a", 10), result("b", 30)]
+    fig = plots.success_figure(pooled, "max", seed_bands=by_method)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1  # "b" has one seed: no band
+    band = ax.collections[0]
+    np.testing.assert_allclose(band.get_facecolor()[0][:3], ax.lines[0].get_color()[:3])
+    with pytest.raises(ValueError, match="success curve 'median'"):
+        plots.plot_seed_bands(ax, by_method, "median")
+
+
+def test_floors_are_drawn_as_labelled_references():
+    shown = [result("attention", 30)]
+    floors = [result("floor: test mean pose", 18), result("floor: training mean pose", 26)]
+    fig = plots.per_joint_figure(shown, JOINT_NAMES["icvl"], "(a)", floors=floors)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sorted(labels) == ["attention", "floor: test mean pose", "floor: training mean pose"]
+    marks = fig.axes[0].collections[0].get_segments()
+    assert len(marks) == 17  # 16 joints + "Mean"
+    np.testing.assert_allclose(marks[-1][:, 1], floors[0].mean_error_mm)
+    fig = plots.success_figure(shown, "max", floors=floors)
+    assert [line.get_label() for line in fig.axes[0].lines][1:] == [f.name for f in floors]
+    assert all(line.get_marker() in ("None", None, "") for line in fig.axes[0].lines[1:])
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def test_validation_points_are_joined_across_epochs_without_validation():
+    fig = plots.training_curves_figure(history(), "attention", val_name="rendered poses")
+    val_ax = fig.axes[1]
+    (line,) = [ln for ln in val_ax.lines if ln.get_color() == "tab:red"]
+    np.testing.assert_allclose(line.get_xdata(), [3, 6])
+    assert line.get_linestyle() == "-"  # a line, not isolated points
+    assert val_ax.get_ylabel() == "mean 3D joint error (mm)"
+    assert "rendered poses" in val_ax.get_title()
+    assert fig.axes[2].get_ylabel().startswith("learning rate")  # the twin axis
+
+
+def test_loss_panel_shows_each_stack_and_the_depth_term():
+    fig = plots.training_curves_figure(history())
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == [
+        "total L (Eq. 1)",
+        "$L_{det}^{1}$ (stack 1)",
+        "$L_{det}^{2}$ (stack 2)",
+        "$L_{reg}$ (depth)",
+    ]
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_locnet_history_has_one_loss_and_a_named_validation_axis():
+    locnet = history(val_every=1)[["epoch", "lr", "train_loss", "val_mean_error_mm"]]
+    fig = plots.training_curves_figure(locnet, val_ylabel="validation centre error (mm)")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["training loss"]
+    assert fig.axes[1].get_ylabel() == "validation centre error (mm)"
+
+
+def test_training_curves_name_missing_columns():
+    with pytest.raises(ValueError, match=r"lacks columns \['val_mean_error_mm'\]"):
+        plots.training_curves_figure(history().drop(columns="val_mean_error_mm"))
+
+
+# ----------------------------------------------------------------------------- centre errors
+
+
+def test_error_histograms_report_the_mean_and_reject_empty_input():
+    _, ax = plt.subplots()
+    plots.plot_error_histograms(ax, {"CoM": np.array([10.0, 20.0, 60.0])})
+    assert ax.get_legend().get_texts()[0].get_text() == "CoM: mean 30.0 mm"
+    with pytest.raises(ValueError, match="non-empty"):
+        plots.plot_error_histograms(ax, {"CoM": np.array([])})
+
+
+def test_centre_error_figure_has_histogram_cumulative_curve_and_bias():
+    rng = np.random.default_rng(0)
+    joints = rng.normal([0.0, 0.0, 500.0], 30.0, size=(50, 16, 3))
+    errors, offsets = {}, {}
+    for label, spread in (("CoM", 40.0), ("refined", 8.0)):
+        centre = joints.mean(axis=1) + rng.normal(0, spread, (50, 3))
+        offsets[label] = measures.offsets_along_hand(centre, joints, "icvl")
+        errors[label] = offsets[label]["total"]
+    fig = plots.centre_error_figure(errors, offsets, "centres")
+    hist, cumulative, bias = fig.axes
+    assert hist.get_title() == "centre error, 50 frames"
+    assert cumulative.get_ylabel() == "fraction of frames within"
+    fractions = cumulative.lines[1].get_ydata()
+    assert np.all(np.diff(fractions) >= 0) and fractions[-1] == pytest.approx(1.0)
+    assert [t.get_text() for t in bias.get_xticklabels()] == ["toward wrist", "across", "depth"]
+    heights = [p.get_height() for p in bias.patches]
+    assert heights[0] == pytest.approx(offsets["CoM"]["toward_wrist"].mean())
