@@ -18,6 +18,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= cpu
 DATASET ?= synthetic
 DATA_ROOT ?=
+CENTERS ?=
 # Optional: a PyTorch wheel index to take torch from (same pinned version), e.g. the CPU-only
 # build on Linux: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
@@ -63,7 +64,7 @@ $(VENV)/.installed: pyproject.toml
 
 reproduce: setup
 	$(PY) -m handpose_lib.reproduce --profile $(PROFILE) --dataset $(DATASET) \
-		$(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(CENTERS),--centers $(CENTERS))
 
 lint: setup
 	$(VENV)/bin/ruff check .

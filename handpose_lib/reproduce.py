@@ -3,6 +3,7 @@
     python -m handpose_lib.reproduce [--profile smoke|cpu|paper]
                                      [--dataset synthetic|icvl|nyu]
                                      [--data-root PATH] [--output DIR] [--figures-dir DIR]
+                                     [--centers FILE]
 
 Executed notebooks go to `--output` (default `outputs/<profile>-<dataset>/`, ignored by
 git). Tables and figures of the default run (profile cpu on synthetic data) go to `figures/`;
@@ -10,8 +11,10 @@ every other profile or dataset writes them to `<output>/figures/`, so the commit
 always show the default run (`--figures-dir` or $HANDPOSE_FIGURES_DIR choose another folder).
 Each notebook receives only the parameters its `parameters` cell declares, from: PROFILE,
 DATASET, DATA_ROOT, OUTPUT_DIR (the figures folder), RUN_DIR (the run folder, through which
-notebooks hand trained models to later notebooks) and HEADLESS=True (explorers draw one static
-view: no front end listens to widgets).
+notebooks hand trained models to later notebooks), HEADLESS=True (explorers draw one static
+view: no front end listens to widgets), CENTERS (`--centers`, a community centre file) and, on
+the published ICVL / NYU test set, OURS_<DATASET>_PREDICTIONS (Table 1's "Ours" row from the
+attention model of notebook 03).
 
 Before the first notebook the published files the notebooks evaluate against are fetched
 (downloaded once into the cache, verified by sha256), so a missing network stops the run at
@@ -39,17 +42,22 @@ from typing import TextIO
 
 import pooch
 
-from handpose_lib import published
+from handpose_lib import profiles, published
+from handpose_lib.datasets.icvl import IcvlSource
+from handpose_lib.datasets.nyu import NyuSource
+from handpose_lib.datasets.published_split import check_published_source
 from handpose_lib.paths import ENV_FIGURES_DIR, ENV_HEADLESS, ENV_RUN_DIR, REPO_ROOT, figures_dir
+from handpose_lib.uvd_format import FormatError
 
-PROFILES = ("smoke", "cpu", "paper")
-DATASETS = ("synthetic", "icvl", "nyu")
+PROFILES = tuple(profiles.PROFILES)
+DATASETS = profiles.DATA_CHOICES
 # The run whose tables and figures are committed under figures/.
 DEFAULT_PROFILE, DEFAULT_DATASET = "cpu", "synthetic"
-# Longest a single cell may run before the run is declared hung (None: no limit). A paper-size
-# training cell legitimately runs for hours on a GPU.
-CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "paper": None}
 HEADLINES_FILE = "headlines.json"
+# The attention model's test predictions at the localization net's centres, written by
+# notebook 03 (`notebook.Session.evaluate_at_centres`); on the published ICVL / NYU test set
+# they are Table 1's "Ours" row in notebook 05.
+OURS_PREDICTIONS = Path("predictions") / "attention_seed0.txt"
 PROGRESS_FILE = "progress.json"  # written by handpose_lib.training.progress
 # Seconds between progress updates: refreshed in place on a terminal, new lines in logs.
 REFRESH_S = {True: 1.0, False: 30.0}
@@ -109,14 +117,47 @@ def record_headline(key: str, value: object) -> None:
     path.write_text(json.dumps(headlines, indent=2))
 
 
-def notebook_parameters(notebook: Path, available: dict[str, object]) -> dict[str, object]:
-    """The subset of `available` that the notebook's parameters cell declares."""
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names the notebook's parameters cell declares."""
     # papermill, nbformat, zmq and traitlets are imported where used: every notebook imports
     # record_headline from this module, and papermill alone takes seconds to import.
     import papermill
 
-    declared = papermill.inspect_notebook(str(notebook))
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def notebook_parameters(notebook: Path, available: dict[str, object]) -> dict[str, object]:
+    """The subset of `available` that the notebook's parameters cell declares."""
+    declared = declared_parameters(notebook)
     return {name: value for name, value in available.items() if name in declared}
+
+
+def ours_parameters(
+    dataset: str, data_root: str | None, run_dir: Path, stream: TextIO
+) -> dict[str, object]:
+    """OURS_<DATASET>_PREDICTIONS for notebook 05, when the model's predictions cover the
+    published test set of a real dataset in its order; otherwise {} and a line saying why
+    Table 1 keeps the printed "Ours" values."""
+    path = run_dir / OURS_PREDICTIONS
+    if dataset == "synthetic" or not data_root or not path.is_file():
+        return {}
+    source_type = IcvlSource if dataset == "icvl" else NyuSource
+    try:
+        check_published_source(source_type(data_root, split="test", check_counts=False))
+    except (FormatError, OSError) as err:
+        print(f"Table 1 keeps the printed 'Ours' row: {err}", file=stream, flush=True)
+        return {}
+    lines = sum(1 for line in path.read_text().splitlines() if line.strip())
+    frames = published.test_frame_count(dataset)
+    if lines != frames:
+        print(
+            f"Table 1 keeps the printed 'Ours' row: {path} has {lines} frames, the published "
+            f"{dataset.upper()} test set {frames} (the profile validates on a subset)",
+            file=stream,
+            flush=True,
+        )
+        return {}
+    return {f"OURS_{dataset.upper()}_PREDICTIONS": str(path)}
 
 
 def default_run_dir(profile: str, dataset: str) -> Path:
@@ -386,6 +427,7 @@ def reproduce(
     figures: str | os.PathLike | None = None,
     notebooks: list[Path] | None = None,
     stream: TextIO | None = None,
+    centers: str | None = None,
 ) -> RunSummary:
     """Run every numbered notebook (or `notebooks`) in order; raise NotebookFailed at the
     first failure. The published files are fetched first when the numbered notebooks run."""
@@ -407,6 +449,7 @@ def reproduce(
         "OUTPUT_DIR": str(fig_dir),
         "RUN_DIR": str(run_dir),
         "HEADLESS": True,
+        "CENTERS": str(Path(centers).resolve()) if centers else "",
     }
     if notebooks is None:
         notebooks = numbered_notebooks()
@@ -418,7 +461,10 @@ def reproduce(
     # parameters (record_headline, helpers in subprocesses).
     with _environment(**{ENV_RUN_DIR: str(run_dir), ENV_HEADLESS: "1"}):
         for number, notebook in enumerate(notebooks, start=1):
-            parameters = notebook_parameters(notebook, available)
+            declared = declared_parameters(notebook)
+            if any(name.startswith("OURS_") for name in declared):
+                available.update(ours_parameters(dataset, data_root, run_dir, stream))
+            parameters = {k: v for k, v in available.items() if k in declared}
             progress = NotebookProgress(
                 notebook.stem, count_executed_cells(notebook, parameters), run_dir
             )
@@ -430,7 +476,7 @@ def reproduce(
                     notebook,
                     run_dir / notebook.name,
                     parameters,
-                    CELL_TIMEOUT_S[profile],
+                    profiles.get_profile(profile).cell_timeout_s,
                     on_cell_execute=progress.on_cell_execute,
                 )
             seconds = time.time() - t0
@@ -456,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="root of the downloaded ICVL or NYU dataset")
     parser.add_argument("--output", help="run folder for executed notebooks and models")
     parser.add_argument(
+        "--centers",
+        help="a community centre file of the test split (x y z mm or 'invalid' per frame, as "
+        "V2V-PoseNet's center_test_refined.txt): evaluated beside CoM and LocNet in notebook "
+        "02 and used as a fourth crop centre in notebooks 03-04",
+    )
+    parser.add_argument(
         "--figures-dir",
         help="where tables and figures go (default: figures/ for the default run, "
         "else <output>/figures)",
@@ -463,7 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         summary = reproduce(
-            args.profile, args.dataset, args.data_root, args.output, args.figures_dir
+            args.profile,
+            args.dataset,
+            args.data_root,
+            args.output,
+            args.figures_dir,
+            centers=args.centers,
         )
     except (NotebookFailed, ValueError, OSError) as err:
         # OSError includes published.PublishedUnavailable: one line, no traceback.

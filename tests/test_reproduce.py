@@ -1,6 +1,7 @@
 """The papermill runner: parameters reach the notebooks, failures are reported by name,
 progress is shown, and only the default run writes the committed figures/."""
 
+import dataclasses
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ import nbformat
 import papermill
 import pytest
 
-from handpose_lib import paths, reproduce
+from handpose_lib import paths, profiles, reproduce
 
 
 def _notebook(path, parameters_src, body_src):
@@ -132,7 +133,8 @@ def test_numbered_notebooks_are_in_order():
 
 def test_hung_cell_is_reported_by_notebook_name(tmp_path, monkeypatch):
     slow = _notebook(tmp_path / "03_slow.ipynb", 'PROFILE = "cpu"', "import time\ntime.sleep(30)")
-    monkeypatch.setitem(reproduce.CELL_TIMEOUT_S, "smoke", 2)
+    fast = dataclasses.replace(profiles.PROFILES["smoke"], cell_timeout_s=2)
+    monkeypatch.setitem(profiles.PROFILES, "smoke", fast)
     with pytest.raises(
         reproduce.NotebookFailed, match=r"03_slow.ipynb: a cell ran longer than 2 s"
     ):
@@ -235,3 +237,41 @@ def test_parameters_cell_parses_and_declares_headless(notebook, caplog):
         declared = papermill.inspect_notebook(str(notebook))
     assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
     assert "HEADLESS" in declared and declared["HEADLESS"]["default"] == "False"
+
+
+# --------------------------------------------------------------------------------------------
+# Table 1's "Ours" row from the model's predictions on a real dataset
+
+
+def _ours_file(run_dir, frames: int):
+    path = run_dir / reproduce.OURS_PREDICTIONS
+    path.parent.mkdir(parents=True)
+    path.write_text("1 2 3\n" * frames)
+    return path
+
+
+def test_ours_row_only_for_the_published_test_set(tmp_path, monkeypatch):
+    stream = io.StringIO()
+    path = _ours_file(tmp_path, 1596)
+    assert reproduce.ours_parameters("synthetic", None, tmp_path, stream) == {}
+    monkeypatch.setattr(reproduce, "check_published_source", lambda source: None)
+    monkeypatch.setattr(reproduce, "IcvlSource", lambda root, split, check_counts: None)
+    assert reproduce.ours_parameters("icvl", "/data/ICVL", tmp_path, stream) == {
+        "OURS_ICVL_PREDICTIONS": str(path)
+    }
+
+
+def test_ours_row_refuses_a_subset_or_another_split(tmp_path, monkeypatch):
+    stream = io.StringIO()
+    _ours_file(tmp_path, 200)
+    monkeypatch.setattr(reproduce, "check_published_source", lambda source: None)
+    monkeypatch.setattr(reproduce, "IcvlSource", lambda root, split, check_counts: None)
+    assert reproduce.ours_parameters("icvl", "/data/ICVL", tmp_path, stream) == {}
+    assert "200 frames, the published ICVL test set 1596" in stream.getvalue()
+
+    def not_published(source):
+        raise reproduce.FormatError("/data/ICVL/Testing: test frame 3 is 'x.png'")
+
+    monkeypatch.setattr(reproduce, "check_published_source", not_published)
+    assert reproduce.ours_parameters("icvl", "/data/ICVL", tmp_path, stream) == {}
+    assert "keeps the printed 'Ours' row: /data/ICVL/Testing: test frame 3" in stream.getvalue()
