@@ -3,7 +3,8 @@
 - `draw_view`: the views of notebook 01's explorer (raw frame, segmentation, crop, targets,
   augmentation) and `crop_figure_panels`, its training-sample panels;
 - `augmentation_figure`: one crop per augmentation, on shared axes;
-- `centre_crops_figure`: frames cropped at several hand centres (notebook 02);
+- `centre_crops_figure`: frames cropped at several hand centres (notebook 02), and
+  `centre_crops_explorer`, one such frame with a colorbar (notebook 02's explorer);
 - `prediction_grid`: what a pose network predicts, heatmaps and attention masks (notebook 03).
 
 Crop panels in a grid label their axes on the outer panels only.
@@ -180,6 +181,22 @@ def centre_crops_row(
         hide_inner_labels(ax, y=k > 0)
     if colorbar:
         crop_colorbar(handle, list(axes[1:]), cube_mm, pad=0.05)
+
+
+def centre_crops_explorer(
+    frame: DepthFrame,
+    crops: Mapping[str, tuple[np.ndarray, dict, float]],
+    dataset: str,
+) -> Figure:
+    """One `centre_crops_row` as a figure of its own (notebook 02's explorer): the crops'
+    colorbar at the right and the centres' legend in the frame panel. Constrained layout
+    keeps the colorbar's two tick columns off the last crop."""
+    fig, axes = plt.subplots(
+        1, 1 + len(crops), figsize=(5.0 * (1 + len(crops)), 4.6), layout="constrained"
+    )
+    centre_crops_row(axes, frame, crops, dataset, colorbar=True)
+    axes[0].legend(loc="lower left", fontsize=7, framealpha=0.8)
+    return fig
 
 
 def centre_crops_figure(

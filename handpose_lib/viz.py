@@ -189,11 +189,16 @@ def hide_inner_labels(ax: Axes, *, x: bool = False, y: bool = False) -> None:
         ax.set_ylabel("")
 
 
-def crop_colorbar(handle: AxesImage, ax, cube_mm: float, pad: float = 0.16):
+def crop_colorbar(handle: AxesImage, ax, cube_mm: float, pad: float = 0.28):
     """Colorbar of normalized crops beside `ax` (one Axes or several): normalized value on
-    the left, millimetres from the cube centre on the right."""
+    the left, millimetres from the cube centre on the right.
+
+    `pad` (a fraction of the width of `ax`) leaves room between the panel and the bar for
+    the bar's left tick labels and its label; a smaller one hides the label under the panel.
+    """
     fig = np.ravel(ax)[0].figure
     bar = fig.colorbar(handle, ax=ax, fraction=0.046, pad=pad)
+    bar.set_ticks(CROP_TICKS, labels=CROP_TICK_LABELS)  # short labels: a narrow left column
     bar.ax.yaxis.set_ticks_position("left")
     bar.ax.yaxis.set_label_position("left")
     bar.set_label("normalized depth", fontsize=8)

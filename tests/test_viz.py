@@ -204,18 +204,28 @@ def test_crop_views_centre_at_the_joint_centroid_like_pose_training(frame):
 # ---------------------------------------------------------------- composite figures
 
 
+def drawn_labels(ax):
+    """The tick labels (of ticks inside the view: matplotlib does not draw the others), axis
+    labels and title of `ax` that show text."""
+    texts = [ax.xaxis.label, ax.yaxis.label, ax.title]
+    for axis, coord, limits in ((ax.xaxis, 0, ax.get_xlim()), (ax.yaxis, 1, ax.get_ylim())):
+        low, high = sorted(limits)
+        slack = 1e-9 * max(1.0, high - low)
+        for tick in axis.get_ticklabels():  # positioned at its tick's data coordinate
+            if low - slack <= tick.get_position()[coord] <= high + slack:
+                texts.append(tick)
+    return [t for t in texts if t.get_visible() and t.get_text()]
+
+
 def label_boxes(fig):
     """(axes index, bounding box) of every visible tick label, axis label and title."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    boxes = []
-    for k, ax in enumerate(fig.axes):
-        texts = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label]
-        texts.append(ax.title)
-        for text in texts:
-            if text.get_visible() and text.get_text():
-                boxes.append((k, text.get_window_extent(renderer)))
-    return boxes
+    return [
+        (k, text.get_window_extent(renderer))
+        for k, ax in enumerate(fig.axes)
+        for text in drawn_labels(ax)
+    ]
 
 
 def assert_no_label_collides_across_panels(fig):
@@ -260,6 +270,59 @@ def test_centre_crops_figure_labels_do_not_collide(frame, sample):
     fig = views.centre_crops_figure([(frame, crops), (frame, crops)], "synthetic")
     assert_no_label_collides_across_panels(fig)
     assert fig.axes[1].get_title() == "crop at CoM: 12.0 mm off"
+
+
+def decorated_axes(fig):
+    """The figure's axes and their secondary axes (the colorbar's millimetre scale)."""
+    out = []
+    for ax in fig.axes:
+        out.append(ax)
+        out += [child for child in ax.child_axes if child.get_visible()]
+    return out
+
+
+def assert_labels_stay_off_other_panels(fig):
+    """No tick label, axis label or title of one panel (colorbars and their secondary scale
+    included) overlaps another panel's plotting area or labels."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = decorated_axes(fig)
+    owner = {id(child): id(ax) for ax in fig.axes for child in ax.child_axes}
+    for k, ax in enumerate(axes):
+        texts = drawn_labels(ax)
+        for m, other in enumerate(axes):
+            related = {id(ax), owner.get(id(ax))} & {id(other), owner.get(id(other))}
+            if m == k or related - {None}:
+                continue
+            area = other.get_window_extent(renderer)
+            for text in texts:
+                box = text.get_window_extent(renderer)
+                assert not box.overlaps(area), (
+                    f"{text.get_text()!r} of panel {k} overlaps panel {m}'s area"
+                )
+
+
+@pytest.mark.parametrize("size", [32, 128])
+def test_crop_colorbar_label_stays_clear_of_the_crop(frame, size):
+    """Notebook 01's explorer (heatmaps view, its figure size) and its crop figure: the
+    colorbar's 'normalized depth' label and ticks sit between crop and bar, not under the crop."""
+    config = CropConfig(input_size=size, heatmap_size=size // 2)
+    fig = plt.figure(figsize=(15, 4.4))
+    views.draw_view(fig, frame, "heatmaps", config, "synthetic", joint=3)
+    fig.tight_layout()
+    assert_labels_stay_off_other_panels(fig)
+    bar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"][0]
+    assert [t.get_text() for t in bar.get_yticklabels()] == list(viz.CROP_TICK_LABELS)
+
+
+def test_centre_crops_explorer_keeps_the_colorbar_off_the_crops(frame, sample):
+    crops = {"CoM": (np.array([60.0, 90.0, 500.0]), sample, 12.0)}
+    crops["refined (localization net)"] = (np.array([62.0, 92.0, 510.0]), sample, 4.0)
+    fig = views.centre_crops_explorer(frame, crops, "synthetic")
+    assert_labels_stay_off_other_panels(fig)
+    assert_no_label_collides_across_panels(fig)
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colorbars) == 1 and fig.axes[0].get_legend() is not None
 
 
 def faint_outputs(sample, peak=0.05, channels=6):
