@@ -34,12 +34,20 @@ from handpose_lib.evaluate import MethodResult
 from handpose_lib.preprocess import CropConfig
 from handpose_lib.profiles import DATA_CHOICES, Profile, resolve_profile
 from handpose_lib.training.config import RunConfig, SourceSpec
+from handpose_lib.training.data import centers_option
 from handpose_lib.training.inference import evaluate_run
 
 CENTERS_FILE = Path("centers") / "val_locnet.txt"  # in the run folder, written by notebook 02
-# The three crop centres every pose result is evaluated at -> prediction subfolder.
+# The crop centres every pose result is evaluated at -> prediction subfolder: three always, a
+# community centre file (the CENTERS parameter) where one is given.
 LOCNET, COM, ORACLE = "LocNet centre", "plain CoM", "true joint centroid (oracle)"
-CENTRE_FOLDERS = {LOCNET: "", COM: "com_centers", ORACLE: "oracle_centers"}
+CENTRE_FILE = "centre file"
+CENTRE_FOLDERS = {
+    LOCNET: "",
+    CENTRE_FILE: "file_centers",
+    COM: "com_centers",
+    ORACLE: "oracle_centers",
+}
 VALIDATION_NAMES = {
     "rendered": "rendered ICVL test poses",
     "synthetic": "procedural synthetic frames",
@@ -81,6 +89,13 @@ def explore(
     ipywidgets.interact(view, **widgets)
 
 
+def _validation_spec(config: RunConfig) -> SourceSpec:
+    """The run's validation data (every profile's run config has some)."""
+    if config.data.val is None:
+        raise ValueError(f"the {config.name} run config has no validation data (data.val)")
+    return config.data.val
+
+
 @dataclass
 class Session:
     """What a notebook's set-up cell gives the rest of the notebook.
@@ -91,6 +106,8 @@ class Session:
     run_dir:     where trained runs and prediction files are handed between notebooks.
     figures_dir: where figures and tables go.
     headless:    no widgets (runner, tests).
+    centers:     a community centre file of the validation frames (x y z mm or `invalid` per
+                 line, e.g. V2V-PoseNet's center_test_refined.txt), or "" for none.
     written:     every file the notebook wrote, in order (`report()` lists them).
     """
 
@@ -100,6 +117,7 @@ class Session:
     run_dir: Path
     figures_dir: Path
     headless: bool
+    centers: str = ""
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -136,10 +154,12 @@ class Session:
     def centre_specs(self, config: RunConfig) -> dict[str, SourceSpec]:
         """The run's validation frames cropped at each of the three centres (LocNet only
         once notebook 02 wrote its centres)."""
-        val = config.data.val
+        val = _validation_spec(config)
         specs = {}
         if self.centers_file.is_file():
             specs[LOCNET] = replace(val, centers=str(self.centers_file))
+        if self.centers:
+            specs[CENTRE_FILE] = replace(val, centers=centers_option(self.centers))
         specs[COM] = replace(val, centers="com")
         specs[ORACLE] = replace(val, centers="joints")
         return specs
@@ -180,7 +200,7 @@ class Session:
 
     def val_name(self, config: RunConfig) -> str:
         """'rendered ICVL test poses' etc.: what the run validates and is tested on."""
-        return VALIDATION_NAMES[config.data.val.kind]
+        return VALIDATION_NAMES[_validation_spec(config).kind]
 
     def budget(self, config: RunConfig) -> str:
         """'cpu profile, 768 steps: 6 epochs of 4096 synthetic frames, batch 32': the training
@@ -269,6 +289,7 @@ def start(
     run_dir: str = "",
     output_dir: str = "",
     headless: bool = False,
+    centers: str = "",
 ) -> Session:
     """The set-up of a notebook from its parameters ("" means: the default).
 
@@ -285,4 +306,5 @@ def start(
         run_dir=paths.run_dir(run_dir or None, chosen.name).resolve(),
         figures_dir=paths.figures_dir(output_dir or None),
         headless=is_headless(headless),
+        centers=centers,
     )
