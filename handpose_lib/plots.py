@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from itertools import cycle, islice
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -150,7 +151,8 @@ def plot_seed_bands(
         )
 
 
-FLOOR_STYLES = (
+# Line styles (matplotlib keyword arguments) of the floors, in turn.
+FLOOR_STYLES: tuple[dict[str, Any], ...] = (
     {"color": "black", "linestyle": (0, (4, 2))},
     {"color": "dimgrey", "linestyle": (0, (1, 1.5))},
 )
@@ -336,13 +338,13 @@ def plot_error_histograms(ax: Axes, errors_mm: Mapping[str, np.ndarray], bins: i
     for (label, errors), style in zip(arrays.items(), cycle(CENTER_STYLES), strict=False):
         counts, _, _ = ax.hist(
             np.clip(errors, 0, edges[-1]),
-            bins=edges,
+            bins=edges.tolist(),  # matplotlib's stubs want a sequence
             histtype="step",
             linewidth=2,
             color=style["color"],
             label=f"{label}: mean {errors.mean():.1f} mm",
         )
-        highest = max(highest, float(counts.max()))
+        highest = max(highest, float(np.max(counts)))
     ax.set_ylim(0, highest * 1.3)  # room for the legend above the bars
     ax.set(xlabel="3D distance to the joint centroid (mm)", ylabel="frames")
     ax.legend(fontsize=7)

@@ -33,8 +33,10 @@ from torch.utils.data import DataLoader
 
 from handpose_lib import center_files, uvd_format
 from handpose_lib.camera import camera_for
+from handpose_lib.datasets.frame import FrameSource
 from handpose_lib.datasets.published_split import check_published_source
 from handpose_lib.evaluate import MethodResult, evaluate_uvd
+from handpose_lib.models import PoseNetConfig
 from handpose_lib.training.config import RunConfig, SourceSpec
 from handpose_lib.training.data import EvenSubset, build_dataset, centers_option, with_run_cache
 from handpose_lib.training.inference import load_model, run_inference, write_predictions
@@ -63,7 +65,8 @@ def check_dataset(config: RunConfig, spec: SourceSpec, run_dir: str | os.PathLik
     on the dataset (camera, cube and joints) of `spec`."""
     trained = config.data.train.dataset
     if spec.dataset != trained:
-        joints = f", {config.model.num_joints} joints" if config.task == "pose" else ""
+        model = config.model
+        joints = f", {model.num_joints} joints" if isinstance(model, PoseNetConfig) else ""
         data = f"{spec.kind} {spec.split}" + (f" at {spec.root}" if spec.root else "")
         raise DatasetMismatch(
             f"{Path(run_dir) / 'config.json'}: a {config.name} run trained on {trained} data "
@@ -137,7 +140,13 @@ def dataset_labels(dataset) -> np.ndarray:
     return np.stack([source[i].uvd for i in range(len(source))])
 
 
-def _published_check(source, spec, require: bool, local_dir, notes: list[str]) -> bool | None:
+def _published_check(
+    source: FrameSource,
+    spec: SourceSpec,
+    require: bool,
+    local_dir: str | os.PathLike | None,
+    notes: list[str],
+) -> bool | None:
     """Is a whole ICVL / NYU test split the published test set? Says so in `notes`."""
     whole_test = spec.kind in ("icvl", "nyu") and spec.split == "test" and not spec.num_frames
     if not whole_test:

@@ -130,6 +130,7 @@ class Profile:
             raise ValueError(f"unknown model {model!r}: expected one of {MODELS}")
         data_config = self.data_config(data)
         dataset = data_config.train.dataset
+        net: PoseNetConfig | LocNetConfig
         if model == "locnet":
             task, net = "locnet", self.locnet
             # Rendered training frames show what real ones do around the hand (a torso or

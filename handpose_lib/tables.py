@@ -63,7 +63,7 @@ def table1(
     Columns: dataset, method, reference, frames, recomputed (mm), paper (mm),
     difference (mm) rounded to 3 decimals, source.
     """
-    rows = []
+    rows: list[dict[str, float | int | str | None]] = []
     for dataset, method_results in results.items():
         by_name = {r.name: r for r in method_results}
         for name, ref, paper_mm in PAPER_TABLE1[dataset]:

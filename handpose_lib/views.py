@@ -100,8 +100,8 @@ def draw_view(
                 frame.depth_mm, config.segment_band_mm, config.min_depth_mm, config.max_depth_mm
             )
             show_segmentation(ax, frame.depth_mm, mask, f"{frame.name}: depth band and centre")
-            center = hand_center(frame.depth_mm, frame.camera, config)
-            mark_centers(ax, {"hand centre (CoM, refined)": center}, frame.camera, config.cube_mm)
+            com_uvd = hand_center(frame.depth_mm, frame.camera, config)
+            mark_centers(ax, {"hand centre (CoM, refined)": com_uvd}, frame.camera, config.cube_mm)
         draw_skeleton(ax, frame.uvd, dataset, highlight=joint)
         return
     if center == "joints":
@@ -132,15 +132,15 @@ def augmentation_figure(samples: Mapping[str, dict], dataset: str) -> Figure:
     fig, axes = plt.subplots(
         1, len(samples), figsize=(3.6 * len(samples) + 1.5, 4.0), squeeze=False, sharey=True
     )
-    handle = None
+    handles = []
     for k, (ax, (label, sample)) in enumerate(zip(axes[0], samples.items(), strict=True)):
-        handle = show_crop(ax, sample["image"][0], float(sample["cube_mm"]), colorbar=False)
+        handles.append(show_crop(ax, sample["image"][0], float(sample["cube_mm"]), colorbar=False))
         ax.set_title(label, fontsize=10)
         draw_skeleton(ax, sample["uvd_crop"], dataset)
         hide_inner_labels(ax, y=k > 0)
     fig.subplots_adjust(wspace=0.08)
     first = next(iter(samples.values()))
-    crop_colorbar(handle, axes[0], float(first["cube_mm"]), pad=0.06)
+    crop_colorbar(handles[-1], axes[0], float(first["cube_mm"]), pad=0.06)
     return fig
 
 
@@ -170,17 +170,17 @@ def centre_crops_row(
     centres = {label: centre for label, (centre, _, _) in crops.items()}
     mark_centers(axes[0], centres, frame.camera, cube_mm, legend=False)
     zoom_to(axes[0], frame.uvd, margin_px=40, shape=frame.depth_mm.shape)
-    handle = None
+    handles = []
     for k, (ax, (label, (_, sample, error_mm))) in enumerate(
         zip(axes[1:], crops.items(), strict=True)
     ):
-        handle = show_crop(ax, sample["image"][0], cube_mm, colorbar=False)
+        handles.append(show_crop(ax, sample["image"][0], cube_mm, colorbar=False))
         ax.set_title(f"crop at {label}: {error_mm:.1f} mm off", fontsize=10)
         draw_skeleton(ax, sample["uvd_crop"], dataset)
         ax.plot(0, 0, "+", color="magenta", markersize=14, markeredgewidth=2)
         hide_inner_labels(ax, y=k > 0)
     if colorbar:
-        crop_colorbar(handle, list(axes[1:]), cube_mm, pad=0.05)
+        crop_colorbar(handles[-1], list(axes[1:]), cube_mm, pad=0.05)
 
 
 def centre_crops_explorer(

@@ -11,6 +11,8 @@ the cube centre).
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patheffects
@@ -250,7 +252,9 @@ def show_joint_depths(ax: Axes, depth: np.ndarray, cube_mm: float, dataset: str)
     ax.set_xticks(np.arange(len(names)), names, rotation=90, fontsize=7)
     ax.set(ylabel="(d - centre) / (cube / 2)", ylim=(-1, 1), title="joint depth targets")
     half = cube_mm / 2
-    mm = ax.secondary_yaxis("right", functions=(lambda x: x * half, lambda y: y / half))
+    mm = ax.secondary_yaxis(
+        "right", functions=(lambda x: np.asarray(x) * half, lambda y: np.asarray(y) / half)
+    )
     mm.set_ylabel("mm from cube centre")
 
 
@@ -272,7 +276,7 @@ def zoom_to(
 # --------------------------------------------------------------------------------------------
 # Segmentation and hand centres
 
-CENTER_STYLES = (
+CENTER_STYLES: tuple[dict[str, Any], ...] = (
     {"marker": "X", "color": "tab:red"},
     {"marker": "P", "color": "tab:orange"},
     {"marker": "*", "color": "lime"},

@@ -13,6 +13,9 @@ import os
 import numpy as np
 
 from handpose_lib import published
+from handpose_lib.datasets.frame import FrameSource
+from handpose_lib.datasets.icvl import IcvlSource
+from handpose_lib.datasets.nyu import NyuSource
 from handpose_lib.uvd_format import FormatError
 
 LABEL_TOLERANCE = 0.01  # pixels / mm: label files carry three decimals
@@ -51,19 +54,18 @@ def check_published_test_split(
         )
 
 
-def split_labels(source) -> tuple[np.ndarray, list[str] | None, str]:
+def split_labels(source: FrameSource) -> tuple[np.ndarray, list[str] | None, str]:
     """Labels uvd (N, J, 3), image names and folder of an `IcvlSource` / `NyuSource` test
     split, as `check_published_test_split` compares them."""
-    uvd = getattr(source, "uvd", None)
-    root = getattr(source, "root", None)
-    if uvd is None or root is None or getattr(source, "dataset", None) not in ("icvl", "nyu"):
-        raise ValueError(f"{source!r} is not an ICVL or NYU test split read from files")
-    if source.dataset == "icvl":
-        return np.asarray(uvd), list(source.names), str(root / "Testing")
-    return np.asarray(uvd), [source.name(i) for i in range(len(source))], str(root / "test")
+    if isinstance(source, IcvlSource):
+        return np.asarray(source.uvd), list(source.names), str(source.root / "Testing")
+    if isinstance(source, NyuSource):
+        names = [source.name(i) for i in range(len(source))]
+        return np.asarray(source.uvd), names, str(source.root / "test")
+    raise ValueError(f"{source!r} is not an ICVL or NYU test split read from files")
 
 
-def check_published_source(source, local_dir: str | os.PathLike | None = None) -> None:
+def check_published_source(source: FrameSource, local_dir: str | os.PathLike | None = None) -> None:
     """`check_published_test_split` for an `IcvlSource` / `NyuSource` of the test split:
     raise FormatError naming its folder unless it is the published test set, in order."""
     uvd, names, where = split_labels(source)

@@ -2,7 +2,7 @@
 
 Ground truth, metric and frame order are those of the published ICVL test set, so the
 Table 1 protocol applies to models trained on synthetic data. Only the images are ours:
-the hand of `synthetic.render_depth` is built directly on the labelled joints (capsules
+the hand of `hand_render.render_depth` is built directly on the labelled joints (capsules
 between them, palm slab spanning Palm and finger roots, forearm away from the fingers),
 with per-frame thickness, wrist bend and sensor noise drawn from (seed, frame index).
 """
@@ -15,19 +15,17 @@ import numpy as np
 
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets.frame import DepthFrame
-from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig
-from handpose_lib.datasets.synthetic import (
+from handpose_lib.datasets.hand_model import (
     FINGER_ROOTS,
     NOMINAL_BONE_MM,
     NUM_JOINTS,
     PALM,
     SyntheticHandConfig,
-    check_index,
-    check_seed,
-    frame_rng,
-    render_frame,
     sample_shape,
 )
+from handpose_lib.datasets.hand_render import render_frame
+from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig
+from handpose_lib.datasets.synthetic import check_index, check_seed, frame_rng
 from handpose_lib.published import load_labels, load_test_list
 
 # Keeps this source's random streams apart from SyntheticSource's for the same seed.

@@ -16,8 +16,7 @@ import numpy as np
 
 from handpose_lib.camera import NYU
 from handpose_lib.datasets.frame import DepthFrame
-from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig
-from handpose_lib.datasets.synthetic import (
+from handpose_lib.datasets.hand_model import (
     FINGER_ROOTS,
     PALM,
     THUMB_M,
@@ -25,13 +24,11 @@ from handpose_lib.datasets.synthetic import (
     THUMB_T,
     SyntheticHand,
     SyntheticHandConfig,
-    check_index,
-    check_seed,
-    frame_rng,
-    hand_frame,
-    render_frame,
     sample_hand,
 )
+from handpose_lib.datasets.hand_render import hand_frame, render_frame
+from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig
+from handpose_lib.datasets.synthetic import check_index, check_seed, frame_rng
 from handpose_lib.joints import NYU_EVAL_JOINT_IDS
 
 # NYU's joint_names of joint_data.mat: fingers pinky (F1) .. index (F4), thumb (TH), each tip

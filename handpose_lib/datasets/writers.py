@@ -71,10 +71,12 @@ def _render(source: FrameSource, folder: Path, jobs: list[tuple[int, str]], work
 
 def _frame_name(source: FrameSource, index: int) -> str:
     # Sources that know their names without rendering say so (SyntheticSource.name, .names).
-    if callable(getattr(source, "name", None)):
-        return source.name(index)
-    if isinstance(getattr(source, "names", None), list):
-        return source.names[index]
+    name = getattr(source, "name", None)
+    if callable(name):
+        return name(index)
+    names = getattr(source, "names", None)
+    if isinstance(names, list):
+        return names[index]
     return source[index].name
 
 

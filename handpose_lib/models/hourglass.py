@@ -80,15 +80,17 @@ class StackedHourglass(nn.Module):
             )
             for _ in range(num_stacks)
         )
-        self.heads = nn.ModuleList(
+        heads = [
             nn.Conv2d(channels, num_joints, 1) for _ in range(num_stacks if with_heatmaps else 0)
-        )
+        ]
         if zero_init_heads:
             # Every heatmap starts exactly at 0; the heads' weights still get gradients
             # (features x error), but the backbone gets none from L_det until they move.
-            for conv in self.heads:
+            for conv in heads:
+                assert conv.bias is not None  # Conv2d has a bias by default
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
+        self.heads = nn.ModuleList(heads)
         self.remap_features = nn.ModuleList(
             nn.Conv2d(channels, channels, 1) for _ in range(num_stacks - 1)
         )

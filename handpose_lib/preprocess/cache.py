@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from handpose_lib.datasets.frame import DepthFrame, FrameSource
 from handpose_lib.preprocess.crop import (
     Crop,
     CropConfig,
@@ -101,7 +104,7 @@ class CropCache:
         return np.array(self.arrays["uvd"][index], dtype=np.float64)
 
 
-def _source_fingerprint(source) -> dict:
+def _source_fingerprint(source: FrameSource) -> dict:
     """What identifies a source's content: its own cache_key if it has one, else a hash of a
     few frames (first, middle, last), so a changed seed or file is noticed."""
     key = getattr(source, "cache_key", None)
@@ -132,7 +135,9 @@ def _config_key(config: CropConfig) -> dict:
     return data
 
 
-def cache_key(source, config: CropConfig, centers: str | np.ndarray, dtype: str) -> dict:
+def cache_key(
+    source: FrameSource, config: CropConfig, centers: str | np.ndarray, dtype: str
+) -> dict:
     """Everything a cached crop depends on; any difference means the cache is stale."""
     return {
         "version": CACHE_VERSION,
@@ -145,7 +150,9 @@ def cache_key(source, config: CropConfig, centers: str | np.ndarray, dtype: str)
     }
 
 
-def resolve_centers(source, centers: str | np.ndarray, config: CropConfig):
+def resolve_centers(
+    source: FrameSource, centers: str | np.ndarray, config: CropConfig
+) -> Callable[[int, DepthFrame], np.ndarray]:
     """A function (index, frame) -> (3,) uvd centre for centres "com", "joints" or an array."""
     if isinstance(centers, str):
         if centers not in ("com", "joints"):
@@ -153,7 +160,7 @@ def resolve_centers(source, centers: str | np.ndarray, config: CropConfig):
                 f"centers must be 'com', 'joints' or an (N, 3) uvd array, got {centers!r}"
             )
 
-        def center_of(index: int, frame) -> np.ndarray:
+        def center_of(index: int, frame: DepthFrame) -> np.ndarray:
             if centers == "joints":
                 return joints_center(frame.uvd, frame.camera)
             try:
@@ -172,7 +179,7 @@ def resolve_centers(source, centers: str | np.ndarray, config: CropConfig):
 
 
 def build_cache(
-    source,
+    source: FrameSource,
     directory: str | Path,
     config: CropConfig,
     centers: str | np.ndarray = "com",
@@ -218,10 +225,8 @@ def build_cache(
         "matrix": open_memmap(directory / "matrix.npy", "w+", np.float64, (n, 3, 3)),
         "cube_mm": open_memmap(directory / "cube_mm.npy", "w+", np.float64, (n,)),
     }
-    indices = range(n)
+    indices: Iterable[int] = range(n)
     if progress:
-        from tqdm import tqdm
-
         indices = tqdm(indices, desc=f"caching crops in {directory}")
     for i in indices:
         frame = first if i == 0 else source[i]

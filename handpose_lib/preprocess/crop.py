@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class CropConfig:
             raise ValueError(f"CropConfig: context must be >= 1 (the cube), got {self.context}")
 
     @classmethod
-    def for_dataset(cls, dataset: str, **overrides: float) -> CropConfig:
+    def for_dataset(cls, dataset: str, **overrides: Any) -> CropConfig:
         """The paper-size config with the cube side of `dataset` ("icvl" or "nyu")."""
         if dataset not in CUBE_MM:
             raise ValueError(f"unknown dataset {dataset!r}: expected one of {sorted(CUBE_MM)}")
@@ -168,7 +169,11 @@ def _apply_affine(matrix: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def image_to_crop(
-    uvd: np.ndarray, matrix: np.ndarray, center_d: np.ndarray, cube_mm: np.ndarray, size: int
+    uvd: np.ndarray,
+    matrix: np.ndarray,
+    center_d: np.ndarray | float,
+    cube_mm: np.ndarray | float,
+    size: int,
 ) -> np.ndarray:
     """(..., J, 3) image uvd -> normalized crop uvd, batched over leading axes.
 
@@ -183,7 +188,11 @@ def image_to_crop(
 
 
 def crop_to_image(
-    uvd_crop: np.ndarray, matrix: np.ndarray, center_d: np.ndarray, cube_mm: np.ndarray, size: int
+    uvd_crop: np.ndarray,
+    matrix: np.ndarray,
+    center_d: np.ndarray | float,
+    cube_mm: np.ndarray | float,
+    size: int,
 ) -> np.ndarray:
     """(..., J, 3) normalized crop uvd -> image uvd (pixels, mm): decodes network outputs."""
     uvd_crop = np.asarray(uvd_crop, dtype=np.float64)

@@ -38,7 +38,7 @@ def sample_targets(
         "uvd": uvd,
         "center_uvd": crop.center_uvd.copy(),
         "crop_transform": crop.matrix.copy(),
-        "cube_mm": np.float64(crop.cube_mm),
+        "cube_mm": np.asarray(crop.cube_mm, dtype=np.float64),
     }
 
 

@@ -40,7 +40,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def rng_state() -> dict[str, Any]:
     # Nothing here draws from numpy's global generator; saved for user code that does.
     np_state = np.random.get_state()  # noqa: NPY002
-    state = {
+    assert isinstance(np_state, tuple)  # legacy form: numpy's global generator is MT19937
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         # Lists, so that the checkpoint loads with weights_only=True.
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],

@@ -12,6 +12,9 @@ Each config field carries its effect in its dataclass metadata (`field_effect`):
 Resuming accepts changes of "validation" and "none" fields and of fields marked resumable
 (`train.epochs`: a run can be continued for more epochs); reusing a finished run accepts
 changes of "none" fields, and of "validation" fields for the last epoch's weights.
+
+One module (about 500 lines) for one concept: the rule reads the effect each field declares
+here, and the fields, the JSON round trip and the rule change together.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import types
 import typing
+from collections.abc import Set as AbstractSet
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -263,7 +267,7 @@ class RunConfig:
                 f"RunConfig: crop.input_size={self.crop.input_size} != "
                 f"model.input_size={self.model.input_size}"
             )
-        if self.task == "pose":
+        if isinstance(self.model, PoseNetConfig):  # task "pose", checked above
             if self.crop.heatmap_size != self.model.heatmap_size:
                 raise ValueError(
                     f"RunConfig: crop.heatmap_size={self.crop.heatmap_size} != "
@@ -278,7 +282,7 @@ class RunConfig:
 
     @property
     def name(self) -> str:
-        return self.model.variant if self.task == "pose" else "locnet"
+        return self.model.variant if isinstance(self.model, PoseNetConfig) else "locnet"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -372,7 +376,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_keys(data: Any, names: set[str], where: str, optional: set[str] = frozenset()) -> None:
+def _check_keys(
+    data: Any, names: set[str], where: str, optional: AbstractSet[str] = frozenset()
+) -> None:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
     unknown, missing = sorted(set(data) - names), sorted(names - set(data) - set(optional))
@@ -390,7 +396,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 def build_model(config: RunConfig) -> nn.Module:
     """The (untrained) network a run config describes."""
-    return PoseNet(config.model) if config.task == "pose" else LocNet(config.model)
+    model = config.model  # its type follows config.task (RunConfig checks)
+    return PoseNet(model) if isinstance(model, PoseNetConfig) else LocNet(model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,11 +407,11 @@ def build_model(config: RunConfig) -> nn.Module:
 def _nested(cls: type) -> dict[str, list[type]]:
     """Field name -> the dataclasses its value can be (the parts of `A | B | None`)."""
     hints = typing.get_type_hints(cls)
-    out = {}
+    out: dict[str, list[type]] = {}
     for f in fields(cls):
         hint = hints[f.name]
         args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        out[f.name] = [a for a in args if is_dataclass(a)]
+        out[f.name] = [a for a in args if isinstance(a, type) and is_dataclass(a)]
     return out
 
 

@@ -49,14 +49,17 @@ def build_source(spec: SourceSpec) -> FrameSource:
     """
     if spec.kind == "synthetic":
         return SyntheticSource(spec.num_frames, seed=spec.seed, scene=spec.scene)
+    source: FrameSource
     if spec.kind == "rendered":
         source = RenderedPosesSource(seed=spec.seed, scene=spec.scene)
     else:
+        files: IcvlSource | NyuSource
         if spec.kind == "icvl":
-            source = IcvlSource(spec.root, split=spec.split, check_counts=False)
+            files = IcvlSource(spec.root, split=spec.split, check_counts=False)
         else:
-            source = NyuSource(spec.root, split=spec.split, check_counts=False)
-        _warn_unpublished_count(source, spec)
+            files = NyuSource(spec.root, split=spec.split, check_counts=False)
+        _warn_unpublished_count(files, spec)
+        source = files
     return EvenSubset(source, spec.num_frames) if spec.num_frames else source
 
 

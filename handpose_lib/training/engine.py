@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from handpose_lib.datasets.torch_dataset import HandPoseDataset
-from handpose_lib.models import hand_center_target, location_loss, pose_loss
+from handpose_lib.models import PoseNetConfig, hand_center_target, location_loss, pose_loss
 from handpose_lib.training import distributed, provenance
 from handpose_lib.training.atomic import atomic_write_json, atomic_write_text
 from handpose_lib.training.checkpoint import (
@@ -82,7 +82,7 @@ def compute_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch (already on the device) and its parts for logging."""
     outputs = model(batch["image"])
-    if config.task == "pose":
+    if isinstance(config.model, PoseNetConfig):  # task "pose" (RunConfig checks)
         return pose_loss(outputs, batch, config.model)
     loss = location_loss(outputs, hand_center_target(batch["uvd_crop"]))
     return loss, {"total": float(loss.detach())}
@@ -122,6 +122,7 @@ class _Training:
         tc = config.train
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = build_model(config).to(device)
+        optimizer: torch.optim.Optimizer
         if tc.optimizer == "adam":
             optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         else:
@@ -131,6 +132,13 @@ class _Training:
         scaler = torch.amp.GradScaler(device.type, enabled=tc.amp and device.type == "cuda")
         return cls(model, optimizer, scaler)
 
+    @property
+    def lr_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        """The schedule, once `_train` has made it from the data's size."""
+        if self.scheduler is None:
+            raise RuntimeError("the lr scheduler is made once the data's size is known")
+        return self.scheduler
+
     def state_dict(self, config: RunConfig) -> dict[str, Any]:
         return {
             "version": CHECKPOINT_VERSION,
@@ -138,7 +146,7 @@ class _Training:
             "epoch": self.epoch,
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "scheduler": self.lr_scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "best": self.best,
@@ -148,7 +156,7 @@ class _Training:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.lr_scheduler.load_state_dict(state["scheduler"])
         if self.scaler.is_enabled() and state["scaler"]:  # empty when saved without AMP
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
@@ -238,14 +246,14 @@ def _train(
             )
             raise TrainingDiverged(f"{err}; {kept}") from None
         if not per_step(tc):
-            training.scheduler.step()
+            training.lr_scheduler.step()
         training.epoch = epoch + 1
         record["train_loss"] = parts.pop("total")
         record.update({f"train_{k}": v for k, v in parts.items()})
         if not info.is_main:
             continue
         validate = (epoch + 1) % tc.val_every == 0 or epoch + 1 == tc.epochs
-        if val_loader is not None and validate:
+        if val_loader is not None and config.data.val is not None and validate:
             pred, gt = run_inference(training.model, val_loader, device)
             record["val_mean_error_mm"] = mean_error_mm(pred, gt, config.data.val.dataset)
         record["time_s"] = time.perf_counter() - started
@@ -292,7 +300,7 @@ def _data(
         distributed.barrier(info)
     tc = config.train
     # Shuffled by (seed, epoch) also with one process: the order never depends on history.
-    sampler = DistributedSampler(
+    sampler: DistributedSampler = DistributedSampler(
         train_set, info.world_size, info.rank, shuffle=True, seed=tc.seed, drop_last=True
     )
     per_rank = tc.batch_size // info.world_size
@@ -370,7 +378,7 @@ def _train_epoch(
         scaler.step(optimizer)
         scaler.update()
         if per_step(tc):
-            training.scheduler.step()
+            training.lr_scheduler.step()
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v
         bar.set_postfix(loss=f"{parts['total']:.4g}")
