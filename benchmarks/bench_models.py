@@ -19,6 +19,7 @@ from dataclasses import replace
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from handpose_lib import machine
 from handpose_lib.models import (
     VARIANTS,
     LocNet,
@@ -55,10 +56,7 @@ def flops_and_seconds(
 
 
 def matmul_flops_per_s(device: torch.device, repeats: int) -> float:
-    n = 4096 if device.type == "cpu" else 8192
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    return 2 * n**3 / flops_and_seconds(lambda: a @ b, device, max(8, repeats))[1]
+    return machine.matmul_gflops(device, max(8, repeats)) * 1e9
 
 
 def synthetic_targets(cfg: PoseNetConfig, batch: int, device: torch.device) -> dict:

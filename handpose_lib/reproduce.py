@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import TextIO
 
 import pooch
+import torch
 
-from handpose_lib import profiles, published
+from handpose_lib import machine, profiles, published
 from handpose_lib.datasets.icvl import IcvlSource
 from handpose_lib.datasets.nyu import NyuSource
 from handpose_lib.datasets.published_split import check_published_source
@@ -82,10 +83,20 @@ class RunSummary:
     written: list[Path] = field(default_factory=list)
     headlines: dict[str, object] = field(default_factory=dict)
     figures_dir: Path | None = None
+    matmul_gflops: float | None = None
 
     def format(self) -> str:
         lines = ["", "=== reproduction summary ===", "notebooks:"]
         lines += [f"  {name:<40s} {secs:8.1f} s" for name, secs in self.notebook_seconds.items()]
+        total = sum(self.notebook_seconds.values())
+        lines.append(f"  {'all notebooks':<40s} {total:8.1f} s")
+        if self.matmul_gflops:
+            scaled = machine.at_reference_rate(total, self.matmul_gflops)
+            lines.append(
+                f"machine: float32 matmul {self.matmul_gflops:.0f} GFLOP/s "
+                f"({torch.get_num_threads()} threads); the same run at "
+                f"{machine.REFERENCE_GFLOPS:.0f} GFLOP/s: about {scaled / 60:.0f} min"
+            )
         tables = [p for p in self.written if p.suffix in (".csv", ".md")]
         figures = [p for p in self.written if p.suffix in (".png", ".pdf")]
         where = f" in {self.figures_dir}" if self.figures_dir else ""
@@ -310,7 +321,7 @@ def reproduce(
         notebooks = numbered_notebooks()
         prefetch_published(stream)
     print(f"run folder: {run_dir}\nfigures and tables: {fig_dir}", file=stream, flush=True)
-    summary = RunSummary(figures_dir=fig_dir)
+    summary = RunSummary(figures_dir=fig_dir, matmul_gflops=machine.matmul_gflops())
     started = time.time()
     # The environment copies of RUN_DIR and HEADLESS reach code that does not see the
     # parameters (record_headline, helpers in subprocesses).

@@ -275,3 +275,13 @@ def test_ours_row_refuses_a_subset_or_another_split(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "check_published_source", not_published)
     assert reproduce.ours_parameters("icvl", "/data/ICVL", tmp_path, stream) == {}
     assert "keeps the printed 'Ours' row: /data/ICVL/Testing: test frame 3" in stream.getvalue()
+
+
+def test_summary_states_the_machine_rate_and_the_time_at_the_reference_rate():
+    summary = reproduce.RunSummary(
+        notebook_seconds={"01.ipynb": 60.0, "02.ipynb": 540.0}, matmul_gflops=200.0
+    )
+    text = summary.format()
+    assert "all notebooks" in text and "600.0 s" in text
+    # 600 s at 200 GFLOP/s is 1200 s = 20 min at the reference 100 GFLOP/s.
+    assert "float32 matmul 200 GFLOP/s" in text and "100 GFLOP/s: about 20 min" in text
