@@ -14,20 +14,13 @@ from handpose_lib import conventions
 
 
 @dataclass(frozen=True)
-class Camera:
-    """Pinhole intrinsics of a depth sensor.
+class Camera(conventions.Intrinsics):
+    """Pinhole intrinsics of a depth sensor (the fields of `conventions.Intrinsics`) and the
+    uvd <-> xyz conversions.
 
     `y_up` flips the y axis (y grows upward), which is how NYU's own `joint_xyz` is
     expressed; distances, and so every metric, are unaffected by the flip.
     """
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-    y_up: bool = False
 
     @property
     def _y_sign(self) -> float:

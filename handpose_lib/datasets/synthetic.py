@@ -15,7 +15,6 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -65,6 +64,7 @@ from handpose_lib.datasets.hand_render import (
     render_frame,
     render_geometry,
 )
+from handpose_lib.datasets.parallel import map_in_chunks
 from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig
 
 __all__ = [
@@ -246,25 +246,12 @@ def write_icvl_split(
     label_path = PurePosixPath(label_file)
     if label_path.is_absolute() or ".." in label_path.parts or not label_file.endswith(".txt"):
         raise ValueError(f"label_file {label_file!r}: expected a relative '*.txt' path")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     n = len(source)
     indices = list(range(n)) if indices is None else [check_index(i, n, "split") for i in indices]
     if not indices or len(set(indices)) != len(indices):
         raise ValueError("write_icvl_split: indices must be non-empty and without repeats")
     root = Path(root)
-    if workers == 1:
-        written = _write_frames(source, root, indices)
-    else:
-        chunks = [indices[k::workers] for k in range(workers)]
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_write_frames, [source] * workers, [root] * workers, chunks))
-        by_index = {
-            i: w
-            for chunk, part in zip(chunks, parts, strict=True)
-            for i, w in zip(chunk, part, strict=True)
-        }
-        written = [by_index[i] for i in indices]
+    written = map_in_chunks(_write_frames, source, root, indices, workers)
     names = [name for name, _ in written]
     if len(set(names)) != len(names):
         raise ValueError("write_icvl_split: frame names repeat; every frame needs its own file")

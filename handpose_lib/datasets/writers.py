@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from handpose_lib import conventions
 from handpose_lib.camera import NYU
 from handpose_lib.datasets import icvl, nyu
 from handpose_lib.datasets.frame import FrameSource
+from handpose_lib.datasets.parallel import map_in_chunks
 from handpose_lib.datasets.synthetic import check_index
 from handpose_lib.datasets.synthetic_nyu import NYU_LABEL_NAMES
 
@@ -54,19 +54,7 @@ def _write_icvl_pngs(source: FrameSource, folder: Path, jobs: list[tuple[int, st
 
 def _render(source: FrameSource, folder: Path, jobs: list[tuple[int, str]], workers: int) -> list:
     """uvd of every job, PNGs written; `workers` > 1 renders in processes (same output)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    if workers == 1 or len(jobs) < 2 * workers:
-        return _write_icvl_pngs(source, folder, jobs)
-    chunks = [jobs[k::workers] for k in range(workers)]
-    with ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(_write_icvl_pngs, [source] * workers, [folder] * workers, chunks))
-    by_job = {
-        job: uvd
-        for chunk, part in zip(chunks, parts, strict=True)
-        for job, uvd in zip(chunk, part, strict=True)
-    }
-    return [by_job[job] for job in jobs]
+    return map_in_chunks(_write_icvl_pngs, source, folder, jobs, workers)
 
 
 def _frame_name(source: FrameSource, index: int) -> str:
