@@ -13,7 +13,7 @@ import pytest
 import scipy.io
 import torch
 
-from handpose_lib import center_files, centers, evaluate, predict, published, train
+from handpose_lib import center_files, centers, evaluate, predict, published, reproduce, train
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets import icvl, writers
 from handpose_lib.datasets.icvl import IcvlSource
@@ -264,3 +264,18 @@ def test_published_test_split_checked_before_it_stands_for_the_published_one(
             published_dir=published_dir,
         )
     assert not (tmp_path / "p.txt").exists()
+
+
+@pytest.mark.parametrize("dataset", ["icvl", "nyu"])
+def test_runner_runs_every_notebook_on_the_dataset_files(roots, tmp_path, capsys, dataset):
+    """`python -m handpose_lib.reproduce --profile smoke --dataset icvl|nyu --data-root ...`:
+    every numbered notebook on the files; Table 1 keeps the printed "Ours" row, since this
+    test split is not the published one, and the output says why."""
+    out = tmp_path / "run"
+    argv = ["--profile", "smoke", "--dataset", dataset, "--data-root", str(roots[dataset])]
+    assert reproduce.main([*argv, "--output", str(out), "--figures-dir", str(tmp_path / "f")]) == 0
+    executed = sorted(p.name for p in out.glob("[0-9][0-9]_*.ipynb"))
+    assert executed == [p.name for p in reproduce.numbered_notebooks()]
+    # Predictions on the dataset's own test split, written by notebook 03 at LocNet centres.
+    assert len(read_uvd(out / reproduce.OURS_PREDICTIONS, 16 if dataset == "icvl" else 14)) == 8
+    assert "Table 1 keeps the printed 'Ours' row" in capsys.readouterr().out
