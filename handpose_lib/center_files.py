@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,7 +227,8 @@ class CenterErrors:
     def within(self, threshold_mm: float) -> float:
         return float((self.errors_mm <= threshold_mm).mean()) if self.errors_mm.size else math.nan
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def to_dict(self, thresholds_mm: Sequence[float] = WITHIN_MM) -> dict[str, float | int | str]:
+        """One table row: counts, mean and median error, share within each threshold."""
         out: dict[str, float | int | str] = {
             "frames": self.frames,
             "invalid": self.invalid,
@@ -234,7 +236,7 @@ class CenterErrors:
             "mean (mm)": self.mean_mm,
             "median (mm)": self.median_mm,
         }
-        out.update({f"within {t:g} mm": self.within(t) for t in WITHIN_MM})
+        out.update({f"within {t:g} mm": self.within(t) for t in thresholds_mm})
         return out
 
 

@@ -159,9 +159,9 @@ def compare_center_sources(
     rows: dict[str, dict[str, float | int | str]] = {}
     for label, uvd in ((COM_LABEL, estimates.com_uvd), (REFINED_LABEL, estimates.refined_uvd)):
         xyz = center_files.uvd_to_centers(uvd, camera)
-        rows[label] = _center_row(
-            center_files.evaluate_centers(xyz, joints, dataset, camera, reference), thresholds_mm
-        )
+        rows[label] = center_files.evaluate_centers(
+            xyz, joints, dataset, camera, reference
+        ).to_dict(thresholds_mm)
     for label, path in (files or {}).items():
         found = center_files.read_center_file(path)
         if len(found) != len(joints):
@@ -177,19 +177,5 @@ def compare_center_sources(
                 )
             found = center_files.CenterFile(found.path, found.xyz_mm[rows_of], found.valid[rows_of])
         errors = center_files.evaluate_center_file(found, joints, dataset, camera, reference)
-        rows[label] = _center_row(errors, thresholds_mm)
+        rows[label] = errors.to_dict(thresholds_mm)
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def _center_row(
-    errors: center_files.CenterErrors, thresholds_mm: Sequence[float]
-) -> dict[str, float | int | str]:
-    row: dict[str, float | int | str] = {
-        "frames": errors.frames,
-        "invalid": errors.invalid,
-        "reference": errors.reference,
-        "mean (mm)": errors.mean_mm,
-        "median (mm)": errors.median_mm,
-    }
-    row.update({f"within {t:g} mm": errors.within(t) for t in thresholds_mm})
-    return row
