@@ -128,6 +128,22 @@ def check_seed(seed: int) -> int:
     return int(seed)
 
 
+def check_source_args(
+    num_frames: int, config: SyntheticHandConfig | None, scene: SceneConfig | None
+) -> int:
+    """`num_frames` as an int after checking a synthetic source's arguments; clear errors for
+    a non-integer or non-positive frame count and a config or scene of the wrong type."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer):
+        raise ValueError(f"num_frames must be an integer, got {num_frames!r}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if config is not None and not isinstance(config, SyntheticHandConfig):
+        raise ValueError(f"config must be a SyntheticHandConfig, got {type(config).__name__}")
+    if scene is not None and not isinstance(scene, SceneConfig):
+        raise ValueError(f"scene must be a SceneConfig, got {type(scene).__name__}")
+    return int(num_frames)
+
+
 def check_index(index: int, length: int, what: str) -> int:
     """`index` as a non-negative int in [0, length); negative indices count from the end."""
     try:
@@ -158,15 +174,7 @@ class SyntheticSource:
         config: SyntheticHandConfig | None = None,
         scene: SceneConfig | None = None,
     ) -> None:
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer):
-            raise ValueError(f"num_frames must be an integer, got {num_frames!r}")
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        if config is not None and not isinstance(config, SyntheticHandConfig):
-            raise ValueError(f"config must be a SyntheticHandConfig, got {type(config).__name__}")
-        if scene is not None and not isinstance(scene, SceneConfig):
-            raise ValueError(f"scene must be a SceneConfig, got {type(scene).__name__}")
-        self.num_frames = int(num_frames)
+        self.num_frames = check_source_args(num_frames, config, scene)
         self.seed = check_seed(seed)
         self.config = config or SyntheticHandConfig()
         self.scene = scene

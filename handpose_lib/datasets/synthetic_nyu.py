@@ -28,7 +28,12 @@ from handpose_lib.datasets.hand_model import (
 )
 from handpose_lib.datasets.hand_render import hand_frame, render_frame
 from handpose_lib.datasets.scene import SCENE_STREAM, SceneConfig
-from handpose_lib.datasets.synthetic import check_index, check_seed, frame_rng
+from handpose_lib.datasets.synthetic import (
+    check_index,
+    check_seed,
+    check_source_args,
+    frame_rng,
+)
 from handpose_lib.joints import NYU_EVAL_JOINT_IDS
 
 # NYU's joint_names of joint_data.mat: fingers pinky (F1) .. index (F4), thumb (TH), each tip
@@ -80,9 +85,7 @@ class SyntheticNyuSource:
         config: SyntheticHandConfig | None = None,
         scene: SceneConfig | None = None,
     ) -> None:
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
-        self.num_frames = num_frames
+        self.num_frames = check_source_args(num_frames, config, scene)
         self.seed = check_seed(seed)
         self.config = config or NYU_HAND_CONFIG
         self.scene = scene
