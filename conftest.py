@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from handpose_lib import published
 
@@ -41,3 +42,13 @@ def published_dir() -> Path:
     PublishedUnavailable message: they are part of what a user runs.
     """
     return published.fetch_all()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test: the networks of the tests are tiny, and more threads
+    only add overhead (or oversubscribe a machine that runs other work)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

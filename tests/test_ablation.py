@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from handpose_lib import ablation, published, uvd_format
 from handpose_lib.ablation import (
@@ -228,15 +227,7 @@ def test_validation_labels(published_dir):
     np.testing.assert_array_equal(ablation.validation_labels(synthetic), expected)
 
 
-@pytest.fixture
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: threads only add overhead
-    yield
-    torch.set_num_threads(previous)
-
-
-def test_train_or_reuse_end_to_end(tmp_path, _one_thread):
+def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
     base = make_run_config("smoke", "attention").with_overrides(
         {
             "train.epochs": 1,
@@ -294,7 +285,7 @@ def test_train_or_reuse_end_to_end(tmp_path, _one_thread):
         )
 
 
-def test_runs_of_other_code_are_retrained_not_reused(tmp_path, _one_thread):
+def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread):
     base = make_run_config("smoke", "attention").with_overrides(
         {
             "train.epochs": 1,

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-import torch
 
 from handpose_lib import center_files, centers, evaluate, predict, published, reproduce, train
 from handpose_lib.camera import ICVL
@@ -30,12 +29,7 @@ ICVL_TEST_SUBSETS = {"test_seq_1": [0, 1, 2], "test_seq_2": [3, 4, 5, 6, 7]}
 TRAIN_FRAMES, TEST_FRAMES = 16, 8  # the smoke profile's training and validation frames
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -29,13 +29,7 @@ from handpose_lib.training.engine import train
 from handpose_lib.training.progress import PROGRESS_FILE
 from handpose_lib.training.schedule import cosine_factor, make_scheduler
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_field_effects_come_from_the_dataclass_metadata():
