@@ -47,6 +47,8 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "det_sum": (['model.det_reduction="sum"'], []),
     "reg_weight_0.1": (["model.reg_weight=0.1"], []),
     "reg_weight_0.01": (["model.reg_weight=0.01"], []),
+    # With the pixel-sum Eq. 2 (cpu profile) L_det outweighs L_reg; a heavier L_reg for depth.
+    "reg_weight_10": (["model.reg_weight=10"], []),
     # The renderer already samples the hand's roll over +-90 deg; this is the crop rotation.
     "rotation_30": (["augment.rotation_deg=30"], []),
     "rotation_45": (["augment.rotation_deg=45"], []),
