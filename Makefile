@@ -19,6 +19,8 @@ PROFILE ?= cpu
 DATASET ?= synthetic
 DATA_ROOT ?=
 CENTERS ?=
+# pose: notebook 04 evaluates the shipped long-budget self-comparison; all: it retrains it too
+RETRAIN ?=
 # Optional: a PyTorch wheel index to take torch from (same pinned version), e.g. the CPU-only
 # build on Linux: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
@@ -64,7 +66,8 @@ $(VENV)/.installed: pyproject.toml
 
 reproduce: setup
 	$(PY) -m handpose_lib.reproduce --profile $(PROFILE) --dataset $(DATASET) \
-		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(CENTERS),--centers $(CENTERS))
+		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(CENTERS),--centers $(CENTERS)) \
+		$(if $(RETRAIN),--retrain $(RETRAIN))
 
 lint: setup
 	$(VENV)/bin/ruff check .

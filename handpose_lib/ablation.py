@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from handpose_lib import evaluate
+from handpose_lib import evaluate, pretrained
 from handpose_lib.ablation_verdict import (
     PAPER_ORDER,
     VARIANT_LABELS,
@@ -39,6 +41,7 @@ from handpose_lib.ablation_verdict import (
 )
 from handpose_lib.datasets.frame import FrameSource
 from handpose_lib.evaluate import MethodResult
+from handpose_lib.models import PoseNetConfig
 from handpose_lib.profiles import get_profile
 from handpose_lib.training import provenance
 from handpose_lib.training.config import (
@@ -60,6 +63,8 @@ CHECKPOINTS = ("last", "best")
 FILE_ROUNDING_TOLERANCE_MM = 0.01
 # Suffix of the folder a run made by other code is moved to before training again.
 STALE_SUFFIX = ".stale"
+# The shipped set of the self-comparison (pretrained/long): the long profile's runs.
+SHIPPED_SET = "long"
 
 __all__ = [
     "CHECKPOINTS",
@@ -79,10 +84,19 @@ __all__ = [
     "reusable_run",
     "reuse_problem",
     "run_name",
+    "load_all_shipped",
+    "load_shipped",
+    "materialize_shipped",
+    "per_seed_table",
     "seeds_for_profile",
+    "shipped_base",
+    "shipped_problem",
+    "shipped_seeds",
     "success_auc",
     "summary_table",
+    "train_all",
     "train_or_reuse",
+    "validation_histories",
     "validation_labels",
     "variant_config",
 ]
@@ -263,6 +277,21 @@ def train_or_reuse(
         train(train_config, own_dir, resume=True, on_epoch_end=on_epoch_end)
         run_dir, origin = own_dir, "trained"
     out_path = Path(predictions_dir) / predictions_name(variant, seed, which)
+    return _evaluated(variant, seed, run_dir, spec, out_path, labels, origin, which)
+
+
+def _evaluated(
+    variant: str,
+    seed: int,
+    run_dir: Path,
+    spec: SourceSpec,
+    out_path: Path,
+    labels: np.ndarray | None,
+    origin: str,
+    which: str = "last",
+) -> AblationRun:
+    """Write the run's predictions on `spec` to out_path and evaluate that file against
+    `labels` (default: the spec's), checking it against the in-memory evaluation."""
     in_memory = evaluate_run(run_dir, which=which, source=spec, out_path=out_path)
     labels = validation_labels(spec) if labels is None else labels
     name = f"{VARIANT_LABELS[variant]}, seed {seed}"
@@ -274,6 +303,89 @@ def train_or_reuse(
             "belong to the validation frames (or are in another order)"
         )
     return AblationRun(variant, seed, run_dir, out_path, result, origin)
+
+
+def shipped_seeds(variant: str, entries: pretrained.Registry | None = None) -> tuple[int, ...]:
+    """Seeds of `variant` in the shipped set (pretrained/long), ascending."""
+    prefix = f"{variant}_seed"
+    names = pretrained.run_names(SHIPPED_SET, entries)
+    return tuple(sorted(int(n[len(prefix) :]) for n in names if n.startswith(prefix)))
+
+
+def shipped_base(entries: pretrained.Registry | None = None) -> RunConfig:
+    """The config of the shipped attention run with the lowest seed (the shipped budget)."""
+    seeds = shipped_seeds("attention", entries)
+    if not seeds:
+        raise KeyError(
+            f"no shipped attention run in set {SHIPPED_SET!r} ({pretrained.REGISTRY_FILE})"
+        )
+    return pretrained.shipped_config(SHIPPED_SET, run_name("attention", seeds[0]), entries)
+
+
+def shipped_problem(
+    base: RunConfig,
+    variants: Sequence[str],
+    which: str = "last",
+    entries: pretrained.Registry | None = None,
+) -> str | None:
+    """Why the shipped long-budget runs cannot stand in for the self-comparison of `base`
+    (None: they can). They can when every variant has a shipped seed and the networks, crops
+    and data kinds are `base`'s (only the budget and seeds differ)."""
+    if which != "last":
+        return f"the shipped weights are the last epoch's; CHECKPOINT={which!r} needs training"
+    missing = [v for v in variants if not shipped_seeds(v, entries)]
+    if missing:
+        return f"no shipped weights for {missing} ({pretrained.REGISTRY_FILE} lists none)"
+    shipped = shipped_base(entries)
+    if not isinstance(base.model, PoseNetConfig) or not isinstance(shipped.model, PoseNetConfig):
+        raise ValueError("shipped_problem compares pose runs (PoseNetConfig models)")
+    checks = {
+        "model": (shipped.model, replace(base.model, variant=shipped.model.variant)),
+        "crop": (shipped.crop, base.crop),
+        "training data": (shipped.data.train.kind, base.data.train.kind),
+        "test data": (
+            None if shipped.data.val is None else shipped.data.val.dataset,
+            None if base.data.val is None else base.data.val.dataset,
+        ),
+    }
+    differ = [name for name, (theirs, ours) in checks.items() if theirs != ours]
+    if differ:
+        return (
+            f"they were trained with the {shipped.profile} profile, whose {differ} differ from "
+            f"the {base.profile} profile's on this data"
+        )
+    return None
+
+
+def materialize_shipped(
+    variant: str, seed: int, run_dir: str | os.PathLike, entries: pretrained.Registry | None = None
+) -> Path:
+    """The shipped run of `variant` / `seed` as a run folder run_dir/shipped/<variant>_seed<k>/
+    (`pretrained.materialize`); the shipped runs share one crop cache, run_dir/shipped/cache."""
+    name, root = run_name(variant, seed), Path(run_dir) / "shipped"
+    return pretrained.materialize(SHIPPED_SET, name, root / name, entries, cache_dir=root / "cache")
+
+
+def load_shipped(
+    base: RunConfig,
+    variant: str,
+    seed: int,
+    run_dir: str | os.PathLike,
+    predictions_dir: str | os.PathLike,
+    labels: np.ndarray | None = None,
+    entries: pretrained.Registry | None = None,
+) -> AblationRun:
+    """The shipped run of `variant` / `seed` (`materialize_shipped` under run_dir), evaluated
+    afresh on base's validation frames, its predictions written to
+    predictions_dir/long_<variant>_seed<k>.txt. Check `shipped_problem` first."""
+    spec = base.data.val
+    if spec is None:
+        raise ValueError("the base config has no validation data (data.val is None)")
+    name = run_name(variant, seed)
+    shipped_dir = materialize_shipped(variant, seed, run_dir, entries)
+    out_path = Path(predictions_dir) / f"{SHIPPED_SET}_{name}.txt"
+    origin = f"shipped (pretrained/{SHIPPED_SET})"
+    return _evaluated(variant, seed, shipped_dir, spec, out_path, labels, origin)
 
 
 def _resumable_config(
@@ -305,3 +417,90 @@ def _resumable_config(
     shutil.rmtree(stale, ignore_errors=True)
     own_dir.rename(stale)
     return config
+
+
+def train_all(
+    base: RunConfig,
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    run_dir: str | os.PathLike,
+    labels: np.ndarray | None = None,
+    which: str = "last",
+    report: Callable[[str], None] = print,
+) -> list[AblationRun]:
+    """`train_or_reuse` every variant and seed into run_dir/selfcomp/, predictions to
+    run_dir/predictions/; notebook 03's run (run_dir/pose_attention) stands in for attention
+    seed 0 when it fits. Reports one line per run: origin, mean error, seconds."""
+    run_dir = Path(run_dir)
+    nb03_run = run_dir / "pose_attention"
+    problem = reuse_problem(nb03_run, variant_config(base, "attention", 0), which)
+    report(f"notebook 03's run {nb03_run}: {problem or 'reused for attention seed 0'}")
+    runs = []
+    for variant in variants:
+        for seed in seeds:
+            started = time.perf_counter()
+            run = train_or_reuse(
+                base,
+                variant,
+                seed,
+                run_dir / "selfcomp",
+                run_dir / "predictions",
+                labels=labels,
+                reuse=[nb03_run] if (variant, seed) == ("attention", 0) else [],
+                which=which,
+                report=report,
+            )
+            runs.append(run)
+            report(_run_line(run, time.perf_counter() - started))
+    return runs
+
+
+def load_all_shipped(
+    base: RunConfig,
+    variants: Sequence[str],
+    run_dir: str | os.PathLike,
+    labels: np.ndarray | None = None,
+    entries: pretrained.Registry | None = None,
+    report: Callable[[str], None] = print,
+) -> list[AblationRun]:
+    """`load_shipped` every shipped seed of every variant (run_dir/shipped/, predictions to
+    run_dir/predictions/long_*.txt), evaluated on base's validation frames."""
+    runs = []
+    for variant in variants:
+        for seed in shipped_seeds(variant, entries):
+            started = time.perf_counter()
+            run = load_shipped(
+                base, variant, seed, run_dir, Path(run_dir) / "predictions", labels, entries
+            )
+            runs.append(run)
+            report(_run_line(run, time.perf_counter() - started))
+    return runs
+
+
+def _run_line(run: AblationRun, seconds: float) -> str:
+    name = run_name(run.variant, run.seed)
+    return f"{name:<20s} {run.origin:<40s} {run.result.mean_error_mm:8.3f} mm  {seconds:6.1f} s"
+
+
+def validation_histories(runs: Sequence[AblationRun]) -> dict[str, list[pd.DataFrame]]:
+    """Variant -> the metrics.csv history of each of its runs, in the order of `runs`."""
+    out: dict[str, list[pd.DataFrame]] = {}
+    for run in runs:
+        out.setdefault(run.variant, []).append(pd.read_csv(run.run_dir / "metrics.csv"))
+    return out
+
+
+def per_seed_table(runs: Sequence[AblationRun]) -> pd.DataFrame:
+    """One row per run: variant, seed, frames, mean error, success-curve area, origin, file."""
+    return pd.DataFrame(
+        {
+            "variant": r.variant,
+            "seed": r.seed,
+            "frames": r.result.frames,
+            "mean error (mm)": r.result.mean_error_mm,
+            "AUC max": success_auc(r.result.errors_mm, "max"),
+            "origin": r.origin,
+            "predictions": r.predictions.name,
+        }
+        for r in runs
+    )

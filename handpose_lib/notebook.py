@@ -211,8 +211,9 @@ class Session:
         steps = (
             f"{tc.epochs * (spec.num_frames // tc.batch_size)} steps: " if spec.num_frames else ""
         )
+        profile = config.profile or self.profile.name  # shipped runs name their own
         return (
-            f"{self.profile.name} profile, {steps}{tc.epochs} epochs of {frames} {data} frames, "
+            f"{profile} profile, {steps}{tc.epochs} epochs of {frames} {data} frames, "
             f"batch {tc.batch_size}"
         )
 

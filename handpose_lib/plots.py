@@ -310,6 +310,44 @@ def training_curves_figure(
     return fig
 
 
+def validation_by_step_figure(
+    histories: Mapping[str, Sequence[pd.DataFrame]],
+    steps_per_epoch: int,
+    title: str = "",
+    floors: Sequence[tuple[str, float]] = (),
+) -> Figure:
+    """Validation error against optimizer step for each method (a variant's runs' metrics.csv,
+    one per seed): the mean over seeds as a line, the seeds' min-max range shaded, and
+    constant-pose floors (label, mm) as horizontal references.
+
+    A method's seeds must have validated at the same epochs (same profile)."""
+    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    styles = method_styles(len(histories))
+    for (label, runs), style in zip(histories.items(), styles, strict=True):
+        measured = []
+        for history in runs:
+            _require_columns(history, ("epoch", "val_mean_error_mm"))
+            measured.append(history.dropna(subset=["val_mean_error_mm"]).set_index("epoch"))
+        epochs = measured[0].index
+        if any(not m.index.equals(epochs) for m in measured):
+            raise ValueError(f"{label}: its runs validated at different epochs")
+        values = np.stack([m["val_mean_error_mm"].to_numpy() for m in measured])
+        steps = epochs.to_numpy() * steps_per_epoch
+        seeds = f" ({len(runs)} seeds)" if len(runs) > 1 else ""
+        line = {k: style[k] for k in ("color", "marker", "linestyle")}
+        ax.plot(steps, values.mean(0), ms=4, label=label + seeds, **line)
+        if len(runs) > 1:
+            ax.fill_between(steps, values.min(0), values.max(0), color=style["color"], alpha=0.2)
+    for (name, mm), style in zip(floors, cycle(FLOOR_STYLES), strict=False):
+        ax.axhline(mm, lw=1.2, label=f"floor: {name} ({mm:.1f} mm)", **style)
+    ax.set(xlabel="optimizer step", ylabel="validation mean 3D joint error (mm)")
+    ax.grid(True, alpha=0.4)
+    legend_outside(ax)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
 def _require_columns(history: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in history]
     if missing:

@@ -21,9 +21,7 @@ The files are in the community uvd format (`handpose_lib.uvd_format`).
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
-import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -37,6 +35,10 @@ from handpose_lib import conventions
 from handpose_lib.joints import num_joints
 from handpose_lib.paths import REPO_ROOT
 from handpose_lib.uvd_format import FormatError, read_uvd
+from handpose_lib.verified_files import ChecksumError as ChecksumError  # re-exported
+from handpose_lib.verified_files import download, failure_reason, local_file
+from handpose_lib.verified_files import sha256_of as sha256_of  # re-exported
+from handpose_lib.verified_files import verify_checksum as verify_checksum  # re-exported
 
 UPSTREAM_REPO = "xinghaochen/awesome-hand-pose-estimation"
 UPSTREAM_COMMIT = "e297a6ea7fd557bd5701c97a3437c551c4b4fbce"
@@ -53,10 +55,6 @@ SIBLING_COPY = REPO_ROOT.parent / "shared" / "published"
 TEST_SUBSETS: dict[str, dict[str, tuple[int, int]]] = {
     dataset: conventions.test_subsets(dataset) for dataset in conventions.DATASETS
 }
-
-
-class ChecksumError(ValueError):
-    """A file's sha256 differs from the registry: it is never used."""
 
 
 class PublishedUnavailable(OSError):
@@ -148,14 +146,6 @@ def _entry_of_kind(dataset: str, kind: str) -> PublishedFile:
     return next(e for e in registry() if e.dataset == dataset and e.kind == kind)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def base_url() -> str:
     """HANDPOSE_PUBLISHED_URL (a mirror laid out like the upstream repository), else upstream."""
     url = os.environ.get(ENV_BASE_URL) or UPSTREAM_BASE_URL
@@ -208,49 +198,23 @@ def fetch(
         entry = lookup(entry)
     local = resolve_local_dir(local_dir)
     if local is not None:
-        path = local / entry.path
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: missing from the local copy of the published files "
-                f"({ENV_LOCAL_DIR}={local}); expected the layout of MANIFEST.tsv"
-            )
-        verify_checksum(path, entry.sha256)
-        return path
+        origin = f"of the published files, {ENV_LOCAL_DIR}={local}"
+        return local_file(local, entry.path, entry.sha256, origin)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache / entry.path
     stale = target.exists()  # pooch re-downloads a cached file whose hash differs
     cache.mkdir(parents=True, exist_ok=True)  # outside the try: not a download failure
     try:
-        pooch.retrieve(
-            url=entry.url,
-            known_hash=f"sha256:{entry.sha256}",
-            fname=entry.path,  # the cache is laid out like a local copy
-            path=cache,
-            progressbar=False,
-        )
-    except ValueError as err:  # pooch's way of refusing a hash mismatch; nothing is kept
-        raise ChecksumError(
-            f"{entry.url}: the download's sha256 differs from the registry ({err}); "
-            "refusing to use it"
-        ) from None
+        return download(entry.url, entry.sha256, entry.path, cache)
     except requests.exceptions.RequestException as err:
         raise PublishedUnavailable(_unavailable_message(entry, target, err, stale)) from None
-    return target
 
 
 def _unavailable_message(
     entry: PublishedFile, target: Path, err: requests.exceptions.RequestException, stale: bool
 ) -> str:
     """One line: the file, the address tried and why, and how to supply a copy instead."""
-    if isinstance(err, requests.exceptions.HTTPError) and err.response is not None:
-        reason = f"HTTP {err.response.status_code}"
-    elif isinstance(err, requests.exceptions.Timeout):
-        reason = "timed out"
-    elif isinstance(err, requests.exceptions.ConnectionError):
-        detail = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
-        reason = "no connection" + (f": {detail[1].strip()}" if detail else "")
-    else:
-        reason = type(err).__name__
+    reason = failure_reason(err)
     cached = "; the cached copy fails its sha256 check" if stale else ""
     return (
         f"published file {entry.path} ({entry.bytes} bytes) is not available: "
@@ -294,15 +258,6 @@ def missing_from_cache(
         if not (path.is_file() and path.stat().st_size == entry.bytes):
             missing.append(entry)
     return missing
-
-
-def verify_checksum(path: Path, expected_sha256: str) -> None:
-    actual = sha256_of(path)
-    if actual != expected_sha256:
-        raise ChecksumError(
-            f"{path}: sha256 is {actual}, the registry expects {expected_sha256}; "
-            "the file is corrupt or not the published version, refusing to use it"
-        )
 
 
 def test_frame_count(dataset: str) -> int:

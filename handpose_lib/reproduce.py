@@ -3,7 +3,7 @@
     python -m handpose_lib.reproduce [--profile smoke|cpu|paper]
                                      [--dataset synthetic|icvl|nyu]
                                      [--data-root PATH] [--output DIR] [--figures-dir DIR]
-                                     [--centers FILE]
+                                     [--centers FILE] [--retrain pose|all]
 
 Executed notebooks go to `--output` (default `outputs/<profile>-<dataset>/`, ignored by
 git). Tables and figures of the default run (profile cpu on synthetic data) go to `figures/`;
@@ -14,7 +14,9 @@ DATASET, DATA_ROOT, OUTPUT_DIR (the figures folder), RUN_DIR (the run folder, th
 notebooks hand trained models to later notebooks), HEADLESS=True (explorers draw one static
 view: no front end listens to widgets), CENTERS (`--centers`, a community centre file) and, on
 the published ICVL / NYU test set, OURS_<DATASET>_PREDICTIONS (Table 1's "Ours" row from the
-attention model of notebook 03).
+attention model of notebook 03) and RETRAIN: notebooks 02-03 always train; notebook 04 loads the
+shipped long-budget self-comparison (`pretrained/`) unless `--retrain all` (the default for the
+`long` profile, which makes those weights).
 
 Before the first notebook the published files the notebooks evaluate against are fetched
 (downloaded once into the cache, verified by sha256), so a missing network stops the run at
@@ -65,6 +67,9 @@ HEADLINES_FILE = "headlines.json"
 # notebook 03 (`notebook.Session.evaluate_at_centres`); on the published ICVL / NYU test set
 # they are Table 1's "Ours" row in notebook 05.
 OURS_PREDICTIONS = Path("predictions") / "attention_seed0.txt"
+# The notebook whose RETRAIN follows --retrain; every other notebook's RETRAIN is True.
+SELF_COMPARISON_NOTEBOOK = "04_self_comparison"
+RETRAIN_CHOICES = ("pose", "all")
 
 # The kernel's own log (TCP transport warnings, "KeyboardInterrupt caught in kernel" when the
 # kernel manager interrupts it on shutdown) says nothing a user can act on; errors in the
@@ -129,6 +134,21 @@ def record_headline(key: str, value: object) -> None:
     headlines = json.loads(path.read_text()) if path.exists() else {}
     headlines[key] = value
     path.write_text(json.dumps(headlines, indent=2))
+
+
+def resolve_retrain(profile: str, retrain: str | None) -> str:
+    """`retrain`, checked; None means "all" for the long profile (it makes the shipped
+    weights), "pose" otherwise."""
+    retrain = retrain or ("all" if profile == "long" else "pose")
+    if retrain not in RETRAIN_CHOICES:
+        raise ValueError(f"retrain {retrain!r}: expected one of {RETRAIN_CHOICES}")
+    return retrain
+
+
+def retrain_parameter(notebook: Path, retrain: str) -> bool:
+    """The RETRAIN parameter of `notebook`: True (train here) except for the self-comparison
+    with retrain "pose", which evaluates the shipped weights."""
+    return retrain == "all" or notebook.stem != SELF_COMPARISON_NOTEBOOK
 
 
 def declared_parameters(notebook: Path) -> set[str]:
@@ -294,11 +314,16 @@ def reproduce(
     notebooks: list[Path] | None = None,
     stream: TextIO | None = None,
     centers: str | None = None,
+    retrain: str | None = None,
 ) -> RunSummary:
     """Run every numbered notebook (or `notebooks`) in order; raise NotebookFailed at the
-    first failure. The published files are fetched first when the numbered notebooks run."""
+    first failure. The published files are fetched first when the numbered notebooks run.
+
+    retrain: "pose" (notebook 04 loads the shipped self-comparison where it fits) or "all"
+    (it trains every variant too); None: "all" for the long profile, else "pose"."""
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}: expected one of {PROFILES}")
+    retrain = resolve_retrain(profile, retrain)
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r}: expected one of {DATASETS}")
     if dataset != "synthetic" and not data_root:
@@ -330,6 +355,7 @@ def reproduce(
             declared = declared_parameters(notebook)
             if any(name.startswith("OURS_") for name in declared):
                 available.update(ours_parameters(dataset, data_root, run_dir, stream))
+            available["RETRAIN"] = retrain_parameter(notebook, retrain)
             parameters = {k: v for k, v in available.items() if k in declared}
             progress = NotebookProgress(
                 notebook.stem, count_executed_cells(notebook, parameters), run_dir
@@ -374,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
         "02 and used as a fourth crop centre in notebooks 03-04",
     )
     parser.add_argument(
+        "--retrain",
+        choices=RETRAIN_CHOICES,
+        help="pose (default): the self-comparison of notebook 04 loads the shipped long-budget "
+        "weights and evaluates them; all: it trains every variant as well (default for the "
+        "long profile)",
+    )
+    parser.add_argument(
         "--figures-dir",
         help="where tables and figures go (default: figures/ for the default run, "
         "else <output>/figures)",
@@ -387,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output,
             args.figures_dir,
             centers=args.centers,
+            retrain=args.retrain,
         )
     except (NotebookFailed, ValueError, OSError) as err:
         # OSError includes published.PublishedUnavailable: one line, no traceback.

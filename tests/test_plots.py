@@ -152,6 +152,27 @@ def test_locnet_history_has_one_loss_and_a_named_validation_axis():
     assert fig.axes[1].get_ylabel() == "validation centre error (mm)"
 
 
+def test_validation_by_step_draws_seed_means_bands_and_floors():
+    seeds = [history(val_every=2), history(val_every=2)]
+    seeds[1]["val_mean_error_mm"] += 2.0
+    fig = plots.validation_by_step_figure(
+        {"direct": seeds, "attention": [history(val_every=2)]},
+        steps_per_epoch=128,
+        title="t",
+        floors=[("test mean pose", 18.3)],
+    )
+    ax = fig.axes[0]
+    direct, attention, floor = ax.get_lines()
+    np.testing.assert_array_equal(direct.get_xdata(), [256, 512, 768])
+    np.testing.assert_allclose(direct.get_ydata(), [29.6, 25.6, 21.6])  # mean of the 2 seeds
+    assert direct.get_label() == "direct (2 seeds)" and attention.get_label() == "attention"
+    assert len(ax.collections) == 1  # one band: attention has a single seed
+    assert floor.get_label() == "floor: test mean pose (18.3 mm)"
+    with pytest.raises(ValueError, match="direct: its runs validated at different epochs"):
+        plots.validation_by_step_figure({"direct": [history(2), history(3)]}, 128)
+    plt.close(fig)
+
+
 def test_training_curves_name_missing_columns():
     with pytest.raises(ValueError, match=r"lacks columns \['val_mean_error_mm'\]"):
         plots.training_curves_figure(history().drop(columns="val_mean_error_mm"))

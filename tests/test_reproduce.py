@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -285,3 +286,26 @@ def test_summary_states_the_machine_rate_and_the_time_at_the_reference_rate():
     assert "all notebooks" in text and "600.0 s" in text
     # 600 s at 200 GFLOP/s is 1200 s = 20 min at the reference 100 GFLOP/s.
     assert "float32 matmul 200 GFLOP/s" in text and "100 GFLOP/s: about 20 min" in text
+
+
+def test_retrain_reaches_only_the_self_comparison(tmp_path):
+    """Notebooks 02-03 always train; notebook 04 trains only with --retrain all (the long
+    profile's default, since it makes the shipped weights)."""
+    nb03, nb04 = Path("03_pose_training.ipynb"), Path(f"{reproduce.SELF_COMPARISON_NOTEBOOK}.ipynb")
+    for profile, retrain, expected in [
+        ("cpu", None, (True, False)),
+        ("cpu", "pose", (True, False)),
+        ("cpu", "all", (True, True)),
+        ("long", None, (True, True)),
+    ]:
+        chosen = reproduce.resolve_retrain(profile, retrain)
+        got = (reproduce.retrain_parameter(nb03, chosen), reproduce.retrain_parameter(nb04, chosen))
+        assert got == expected, (profile, retrain)
+    with pytest.raises(ValueError, match="retrain 'some': expected one of"):
+        reproduce.reproduce("smoke", output=tmp_path / "x", notebooks=[], retrain="some")
+    # Through papermill: the parameter arrives in the notebook.
+    body = "import json, pathlib\n"
+    body += "pathlib.Path(RUN_DIR, 'retrain.json').write_text(json.dumps(RETRAIN))"
+    nb = _notebook(tmp_path / nb04.name, 'RETRAIN = None\nRUN_DIR = ""', body)
+    reproduce.reproduce("smoke", output=tmp_path / "run", notebooks=[nb], stream=io.StringIO())
+    assert json.loads((tmp_path / "run" / "retrain.json").read_text()) is False

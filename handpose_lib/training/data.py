@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -172,5 +175,15 @@ def build_dataset(
         centers=centers,
         augment=config.augment if role == "train" else None,
         seed=config.train.seed,
-        cache_dir=None if cache_dir is None else Path(cache_dir) / role,
+        cache_dir=None if cache_dir is None else _cache_folder(Path(cache_dir), role, spec),
     )
+
+
+def _cache_folder(cache_dir: Path, role: str, spec: SourceSpec) -> Path:
+    """cache_dir/train, or cache_dir/val/<digest of the spec>: a run is evaluated on several
+    validation specs (the three crop centres of notebooks 03-04), each keeps its own crops
+    instead of rebuilding one folder in turn."""
+    if role == "train":
+        return cache_dir / role
+    digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()
+    return cache_dir / role / digest[:12]

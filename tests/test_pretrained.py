@@ -1,0 +1,229 @@
+"""Shipped weights: export of finished runs, the sha256 registry, materializing a shipped run
+and evaluating it afresh in the self-comparison, and the refusals (other networks, corrupt
+files, no copy and no address). The runs are tiny smoke trainings made here, so the tests mean
+the same whatever `pretrained/` of the checkout holds."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import papermill
+import pytest
+import torch
+
+from handpose_lib import ablation, pretrained
+from handpose_lib.ablation import PAPER_ORDER
+from handpose_lib.paths import REPO_ROOT
+from handpose_lib.profiles import make_run_config
+from handpose_lib.training.engine import train
+from handpose_lib.training.inference import load_model
+from handpose_lib.verified_files import ChecksumError, sha256_of
+
+TINY = {
+    "train.epochs": 1,
+    "train.lr_milestones": [1],
+    "train.batch_size": 2,
+    "data.train.num_frames": 4,
+    "data.val.num_frames": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def long_output(tmp_path_factory) -> tuple[Path, dict]:
+    """A miniature `reproduce --profile long` output: LocNet, four variants x seed 0, their
+    predictions; and the runs' results as trained."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("long")
+    locnet = make_run_config("smoke", "locnet").with_overrides(TINY)
+    train(locnet, root / "locnet")
+    base = make_run_config("smoke", "attention").with_overrides(TINY)
+    trained = {
+        v: ablation.train_or_reuse(base, v, 0, root / "selfcomp", root / "predictions")
+        for v in PAPER_ORDER
+    }
+    return root, trained
+
+
+@pytest.fixture
+def shipped(long_output, tmp_path, monkeypatch) -> tuple[tuple[pretrained.ShippedFile, ...], Path]:
+    """The miniature output exported as a shipped set, its registry parsed back, and the
+    export folder configured as the local copy."""
+    root, _ = long_output
+    out = tmp_path / "pretrained"
+    rows = pretrained.export_set(root, "long", [0], out_root=out)
+    entries = pretrained.parse_registry(pretrained.format_registry(rows))
+    monkeypatch.setenv(pretrained.ENV_LOCAL_DIR, str(out))
+    return entries, out
+
+
+def base_config():
+    return make_run_config("smoke", "attention").with_overrides(TINY)
+
+
+def test_export_lists_every_file_with_its_checksum(shipped):
+    entries, out = shipped
+    paths = {e.path for e in entries}
+    for name in ["locnet", *(f"{v}_seed0" for v in PAPER_ORDER)]:
+        for file in pretrained.RUN_FILES:
+            assert f"long/{name}/{file}" in paths
+    assert {f"long/predictions/{v}_seed0.txt" for v in PAPER_ORDER} <= paths
+    for entry in entries:
+        assert sha256_of(out / entry.path) == entry.sha256
+        assert (out / entry.path).stat().st_size == entry.bytes
+    assert pretrained.run_names("long", entries) == sorted(
+        ["locnet", *(f"{v}_seed0" for v in PAPER_ORDER)]
+    )
+    assert ablation.shipped_seeds("direct", entries) == (0,)
+
+
+def test_shipped_run_loads_with_float16_weights_and_evaluates_like_the_trained_one(
+    shipped, long_output, tmp_path, one_torch_thread
+):
+    entries, _ = shipped
+    _, trained = long_output
+    base = base_config()
+    assert ablation.shipped_problem(base, PAPER_ORDER, entries=entries) is None
+    run = ablation.load_shipped(base, "attention", 0, tmp_path, tmp_path / "pred", entries=entries)
+    assert run.origin == "shipped (pretrained/long)"
+    assert run.predictions == tmp_path / "pred" / "long_attention_seed0.txt"
+    original, _ = load_model(trained["attention"].run_dir)
+    loaded, config = load_model(run.run_dir)
+    # The trained config, but the shipped runs share one crop cache.
+    shared = {"data.cache_dir": str(tmp_path / "shipped" / "cache")}
+    assert run.run_dir == tmp_path / "shipped" / "attention_seed0"
+    assert config == ablation.variant_config(base, "attention", 0).with_overrides(shared)
+    for (name, a), b in zip(
+        original.state_dict().items(), loaded.state_dict().values(), strict=True
+    ):
+        # float16 keeps ~3 significant digits: close to the original, not bit-equal.
+        torch.testing.assert_close(b, a, rtol=2e-3, atol=1e-4, msg=name)
+    errors, reference = run.result.errors_mm, trained["attention"].result.errors_mm
+    assert np.abs(errors.mean() - reference.mean()) < 0.05 * reference.mean()
+    # Materialized once: a second load keeps the folder as it is.
+    stamp = (run.run_dir / "checkpoint.pt").stat().st_mtime_ns
+    ablation.load_shipped(base, "attention", 0, tmp_path, tmp_path / "pred", entries=entries)
+    assert (run.run_dir / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
+def test_shipped_weights_refused_for_other_networks_or_checkpoints(shipped):
+    entries, _ = shipped
+    base = base_config()
+    wider = base.with_overrides({"model.channels": 32})
+    assert "['model']" in ablation.shipped_problem(wider, PAPER_ORDER, entries=entries)
+    other_crop = base.with_overrides({"crop.heatmap_sigma": 3.0})
+    assert "['crop']" in ablation.shipped_problem(other_crop, PAPER_ORDER, entries=entries)
+    assert "last epoch" in ablation.shipped_problem(base, PAPER_ORDER, "best", entries)
+    assert "no shipped weights for" in ablation.shipped_problem(base, PAPER_ORDER, entries=())
+    # The budget is what the shipped set changes: a longer run of the same networks fits.
+    longer = base.with_overrides({"train.epochs": 3, "train.lr_milestones": [2]})
+    assert ablation.shipped_problem(longer, PAPER_ORDER, entries=entries) is None
+
+
+def test_corrupt_shipped_file_is_refused_naming_it(shipped, tmp_path):
+    entries, out = shipped
+    weights = out / "long" / "plain_seed0" / "weights.pt"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="plain_seed0/weights.pt: sha256 is"):
+        pretrained.materialize("long", "plain_seed0", tmp_path / "run", entries)
+
+
+def test_no_copy_and_no_address_is_one_clear_error(shipped, tmp_path, monkeypatch):
+    entries, _ = shipped
+    monkeypatch.delenv(pretrained.ENV_LOCAL_DIR)
+    monkeypatch.delenv(pretrained.ENV_BASE_URL, raising=False)
+    monkeypatch.setattr(pretrained, "CHECKOUT_COPY", tmp_path / "none")
+    monkeypatch.setenv(pretrained.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    with pytest.raises(pretrained.ShippedUnavailable, match="HANDPOSE_PRETRAINED_URL"):
+        pretrained.fetch("long/locnet/config.json", entries=entries)
+
+
+def test_download_route_verifies_and_caches(shipped, tmp_path, monkeypatch):
+    entries, out = shipped
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv(pretrained.ENV_LOCAL_DIR)
+        monkeypatch.setattr(pretrained, "CHECKOUT_COPY", tmp_path / "none")
+        monkeypatch.setenv(pretrained.ENV_CACHE_DIR, str(tmp_path / "cache"))
+        monkeypatch.setenv(pretrained.ENV_BASE_URL, f"http://127.0.0.1:{server.server_port}/")
+        path = pretrained.fetch("long/direct_seed0/weights.pt", entries=entries)
+        assert path == tmp_path / "cache" / "pretrained" / "long" / "direct_seed0" / "weights.pt"
+        assert (
+            sha256_of(path)
+            == pretrained.lookup(path.relative_to(path.parents[2]).as_posix(), entries).sha256
+        )
+        # A registry that expects other bytes refuses the download.
+        wrong = [
+            e if "locnet/config" not in e.path else e.__class__(e.path, "0" * 64, e.bytes)
+            for e in entries
+        ]
+        with pytest.raises(ChecksumError, match="sha256 differs"):
+            pretrained.fetch("long/locnet/config.json", entries=wrong)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_registry_parse_errors_name_the_line():
+    with pytest.raises(ValueError, match="line 1 must be the header"):
+        pretrained.parse_registry("file\tsha\n", "reg.tsv")
+    with pytest.raises(ValueError, match="reg.tsv:3: expected 3 tab-separated fields"):
+        pretrained.parse_registry(f"path\tsha256\tbytes\na\t{'0' * 64}\t1\nb\t1\n", "reg.tsv")
+    with pytest.raises(ValueError, match="reg.tsv:2: expected a 64-hex sha256"):
+        pretrained.parse_registry("path\tsha256\tbytes\na\tabc\t1\n", "reg.tsv")
+
+
+def test_package_registry_matches_the_checkout_copy():
+    """Every file the package lists is in the checkout's pretrained/ with its sha256."""
+    for entry in pretrained.registry():
+        path = pretrained.CHECKOUT_COPY / entry.path
+        assert path.is_file(), f"{entry.path} is listed in the registry but not in pretrained/"
+        assert sha256_of(path) == entry.sha256, entry.path
+
+
+def test_notebooks_03_and_04_use_a_shipped_set(long_output, tmp_path, monkeypatch):
+    """The notebooks' default path: with a shipped set that fits the profile (here a set of
+    smoke runs, registered through HANDPOSE_PRETRAINED_REGISTRY) notebook 03 shows the shipped
+    attention model and notebook 04 evaluates the shipped variants instead of training."""
+    root, _ = long_output
+    out = tmp_path / "pretrained"
+    rows = pretrained.export_set(root, "long", [0], out_root=out)
+    registry_file = tmp_path / "registry.tsv"
+    registry_file.write_text(pretrained.format_registry(rows))
+    monkeypatch.setenv(pretrained.ENV_REGISTRY, str(registry_file))
+    monkeypatch.setenv(pretrained.ENV_LOCAL_DIR, str(out))
+    monkeypatch.setenv("HANDPOSE_PROFILE", "smoke")
+    run_dir, figures = tmp_path / "run", tmp_path / "figures"
+    parameters = {
+        "PROFILE": "smoke",
+        "RUN_DIR": str(run_dir),
+        "OUTPUT_DIR": str(figures),
+        "HEADLESS": True,
+    }
+    for name in ("03_pose_training", "04_self_comparison"):
+        papermill.execute_notebook(
+            REPO_ROOT / "notebooks" / f"{name}.ipynb",
+            tmp_path / f"{name}.ipynb",
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+        )
+    assert not (run_dir / "pose_attention").exists()  # nothing trained in notebook 03
+    assert not (run_dir / "selfcomp").exists()  # nor in notebook 04
+    assert pretrained.is_materialized(run_dir / "shipped" / "attention_seed0")
+    for variant in PAPER_ORDER:
+        assert (run_dir / "predictions" / f"long_{variant}_seed0.txt").is_file()
+    text = (tmp_path / "04_self_comparison.ipynb").read_text()
+    assert "shipped (pretrained/long)" in text
+    assert "comparisons: ['smoke budget, shipped weights']" in text  # none trained here
+    assert (figures / "self_comparison_validation_by_step.png").is_file()
+    assert (figures / "fig3b_self_comparison_success_frames.png").is_file()
+    assert "attention (shipped) mean error" in (tmp_path / "03_pose_training.ipynb").read_text()
