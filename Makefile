@@ -21,6 +21,8 @@ DATA_ROOT ?=
 CENTERS ?=
 # pose: notebook 04 evaluates the shipped long-budget self-comparison; all: it retrains it too
 RETRAIN ?=
+# how many of notebook 04's trainings run at once (with RETRAIN=all)
+JOBS ?=
 # Optional: a PyTorch wheel index to take torch from (same pinned version), e.g. the CPU-only
 # build on Linux: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
@@ -67,7 +69,7 @@ $(VENV)/.installed: pyproject.toml
 reproduce: setup
 	$(PY) -m handpose_lib.reproduce --profile $(PROFILE) --dataset $(DATASET) \
 		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(CENTERS),--centers $(CENTERS)) \
-		$(if $(RETRAIN),--retrain $(RETRAIN))
+		$(if $(RETRAIN),--retrain $(RETRAIN)) $(if $(JOBS),--jobs $(JOBS))
 
 lint: setup
 	$(VENV)/bin/ruff check .

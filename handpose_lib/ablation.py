@@ -13,6 +13,7 @@ code (`training.provenance`) match; otherwise `train_or_reuse` says why and trai
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from handpose_lib import evaluate, pretrained
 from handpose_lib.ablation_verdict import (
@@ -427,32 +429,70 @@ def train_all(
     labels: np.ndarray | None = None,
     which: str = "last",
     report: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> list[AblationRun]:
     """`train_or_reuse` every variant and seed into run_dir/selfcomp/, predictions to
     run_dir/predictions/; notebook 03's run (run_dir/pose_attention) stands in for attention
-    seed 0 when it fits. Reports one line per run: origin, mean error, seconds."""
+    seed 0 when it fits. Reports one line per run: origin, mean error, seconds.
+
+    jobs > 1 first trains the runs that need training in that many processes at once, each
+    with torch.get_num_threads() // jobs threads (on a CPU, several small trainings use the
+    cores better than one: `benchmarks/bench_throughput.py`), then evaluates in order. A run
+    trained with fewer threads is not bit-identical to one trained with more (float sums in
+    another order), and is reported as "trained (parallel)"."""
     run_dir = Path(run_dir)
     nb03_run = run_dir / "pose_attention"
     problem = reuse_problem(nb03_run, variant_config(base, "attention", 0), which)
     report(f"notebook 03's run {nb03_run}: {problem or 'reused for attention seed 0'}")
-    runs = []
-    for variant in variants:
-        for seed in seeds:
-            started = time.perf_counter()
-            run = train_or_reuse(
-                base,
-                variant,
-                seed,
-                run_dir / "selfcomp",
-                run_dir / "predictions",
-                labels=labels,
-                reuse=[nb03_run] if (variant, seed) == ("attention", 0) else [],
-                which=which,
-                report=report,
+    pairs = [(v, s) for v in variants for s in seeds]
+    in_parallel = set()
+    if jobs > 1:
+        needed = [
+            (v, s)
+            for v, s in pairs
+            if not ((v, s) == ("attention", 0) and problem is None)
+            and not reusable_run(
+                run_dir / "selfcomp" / run_name(v, s), variant_config(base, v, s), which
             )
-            runs.append(run)
-            report(_run_line(run, time.perf_counter() - started))
+        ]
+        threads = max(1, torch.get_num_threads() // jobs)
+        report(f"training {len(needed)} runs, {jobs} at a time with {threads} thread(s) each")
+        tasks = [
+            (base.to_dict(), v, s, str(run_dir / "selfcomp"), which, threads) for v, s in needed
+        ]
+        if tasks:
+            with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+                pool.map(_train_in_process, tasks, chunksize=1)
+        in_parallel = set(needed)
+    runs = []
+    for variant, seed in pairs:
+        started = time.perf_counter()
+        run = train_or_reuse(
+            base,
+            variant,
+            seed,
+            run_dir / "selfcomp",
+            run_dir / "predictions",
+            labels=labels,
+            reuse=[nb03_run] if (variant, seed) == ("attention", 0) else [],
+            which=which,
+            report=report,
+        )
+        if (variant, seed) in in_parallel:
+            run = replace(run, origin="trained (parallel)")
+        runs.append(run)
+        report(_run_line(run, time.perf_counter() - started))
     return runs
+
+
+def _train_in_process(task: tuple[dict, str, int, str, str, int]) -> None:
+    """One run of `train_all(jobs > 1)`, in a worker process with its own thread count."""
+    base_dict, variant, seed, run_root, which, threads = task
+    torch.set_num_threads(threads)
+    config = variant_config(RunConfig.from_dict(base_dict), variant, seed)
+    own_dir = Path(run_root) / run_name(variant, seed)
+    train_config = _resumable_config(config, own_dir, which, False, print)
+    train(train_config, own_dir, resume=True)
 
 
 def load_all_shipped(

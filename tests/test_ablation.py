@@ -326,3 +326,30 @@ def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread)
     assert ablation.reusable_run(run.run_dir, variant_config(base, "direct", 0))
     # Same config, seed and code: the retrained run gives the same numbers.
     np.testing.assert_array_equal(again.result.errors_mm, run.result.errors_mm)
+
+
+def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch_thread):
+    """jobs=2 trains in two worker processes (here 1 thread each, as in the parent) and gives
+    the same runs as training one after another."""
+    base = make_run_config("smoke", "attention").with_overrides(
+        {
+            "train.epochs": 1,
+            "train.lr_milestones": [1],
+            "train.batch_size": 2,
+            "data.train.num_frames": 4,
+            "data.val.num_frames": 3,
+        }
+    )
+    said: list[str] = []
+    pair = ["plain", "direct"]
+    parallel = ablation.train_all(base, pair, [0], tmp_path / "a", report=said.append, jobs=2)
+    assert [r.origin for r in parallel] == ["trained (parallel)"] * 2
+    assert "training 2 runs, 2 at a time with 1 thread(s) each" in said
+    serial = ablation.train_all(base, pair, [0], tmp_path / "b", report=said.append)
+    assert [r.origin for r in serial] == ["trained"] * 2
+    for a, b in zip(parallel, serial, strict=True):
+        np.testing.assert_array_equal(a.result.errors_mm, b.result.errors_mm)
+    # Finished runs are not trained again.
+    again = ablation.train_all(base, pair, [0], tmp_path / "a", report=said.append, jobs=2)
+    assert [r.origin for r in again] == ["loaded (finished earlier)"] * 2
+    assert said[-3] == "training 0 runs, 2 at a time with 1 thread(s) each"

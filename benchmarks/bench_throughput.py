@@ -1,0 +1,118 @@
+"""Training throughput levers of a profile's attention model on this CPU, side by side.
+
+Times one optimizer step (forward, Eq. 1 loss, backward, Adam) on a fixed batch under each
+setting, and separately the data side of a step (one batch of augmented crops from the crop
+cache, as the trainer's DataLoader delivers it with num_workers=0). Settings: torch threads,
+channels_last memory format, torch.compile. Median of `--steps` timed steps after warm-up.
+
+    python benchmarks/bench_throughput.py --profile cpu --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from handpose_lib import machine
+from handpose_lib.profiles import make_run_config
+from handpose_lib.training.config import RunConfig, build_model
+from handpose_lib.training.data import build_dataset
+from handpose_lib.training.engine import compute_loss
+
+KEYS = ("image", "heatmaps", "depth", "uvd_crop")
+
+
+def timed(step: Callable[[], None], steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def step_time(
+    config: RunConfig, batch: dict, threads: int, channels_last: bool, compiled: bool, steps: int
+) -> float:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_model(config).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
+    forward = torch.compile(model) if compiled else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss, _ = compute_loss(config, forward, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return timed(step, steps, warmup=3 if compiled else 2)
+
+
+def data_time(config: RunConfig, steps: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        small = config.with_overrides({"data.train.num_frames": 512, "data.cache_dir": tmp})
+        dataset = build_dataset(small, "train")
+        loader = DataLoader(dataset, batch_size=config.train.batch_size, shuffle=True)
+        batches = iter(loader)
+        return timed(lambda: next(batches), steps, warmup=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
+    args = parser.parse_args(argv)
+    config = make_run_config(args.profile, "attention")
+    rate = machine.matmul_gflops()
+    size, hm, joints = config.crop.input_size, config.crop.heatmap_size, 16
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "image": torch.rand(config.train.batch_size, 1, size, size, generator=generator),
+        "heatmaps": torch.rand(config.train.batch_size, joints, hm, hm, generator=generator),
+        "depth": torch.rand(config.train.batch_size, joints, generator=generator),
+        "uvd_crop": torch.rand(config.train.batch_size, joints, 3, generator=generator),
+    }
+    rows = []
+    settings = [(2, False, False), (1, False, False), (2, True, False)]
+    if not args.no_compile:
+        settings += [(2, False, True), (2, True, True)]
+    for threads, channels_last, compiled in settings:
+        seconds = step_time(config, batch, threads, channels_last, compiled, args.steps)
+        rows.append(
+            {
+                "setting": f"{threads} threads"
+                + (", channels_last" if channels_last else "")
+                + (", torch.compile" if compiled else ""),
+                "s/step": round(seconds, 3),
+            }
+        )
+    torch.set_num_threads(2)
+    rows.append({"setting": "data: one augmented batch from the crop cache", "s/step": None})
+    rows[-1]["s/step"] = round(data_time(config, args.steps), 3)
+    table = pd.DataFrame(rows)
+    base = table["s/step"].iloc[0]
+    table["vs 2 threads eager"] = (table["s/step"] / base).round(2)
+    print(
+        f"{args.profile} attention, batch {config.train.batch_size}, "
+        f"{size}x{size} crops; float32 matmul {rate:.0f} GFLOP/s"
+    )
+    print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
