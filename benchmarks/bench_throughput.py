@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "uvd_crop": torch.rand(config.train.batch_size, joints, 3, generator=generator),
     }
     rows = []
-    settings = [(2, False, False), (1, False, False), (2, True, False)]
+    settings = [(2, False, False), (1, False, False), (2, True, False), (1, True, False)]
     if not args.no_compile:
         settings += [(2, False, True), (2, True, True)]
     for threads, channels_last, compiled in settings:

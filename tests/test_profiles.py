@@ -75,10 +75,12 @@ def test_cpu_and_long_profiles_depart_from_the_paper_only_where_documented():
     assert (cpu.posenet.det_reduction, cpu.posenet.reg_weight) == ("sum", 1.0)
     assert paper.posenet.det_reduction == "mean"
     assert cpu.augment.rotation_deg == 30.0 and paper.augment.rotation_deg == 180.0
-    # long: the same networks and recipe, 4x the optimizer steps, three seeds.
+    # Zero-initialised heatmap heads: an initialisation the paper does not specify.
+    assert cpu.posenet.zero_init_heads and not paper.posenet.zero_init_heads
+    # long: the same networks and recipe, 3x the optimizer steps, three seeds.
     assert (long.posenet, long.locnet, long.augment) == (cpu.posenet, cpu.locnet, cpu.augment)
     steps = {p.name: p.train.epochs * (p.train_frames // p.train.batch_size) for p in (cpu, long)}
-    assert steps == {"cpu": 768, "long": 3072}
+    assert steps == {"cpu": 768, "long": 2304}
     assert long.seeds == (0, 1, 2)
 
 

@@ -122,6 +122,8 @@ class _Training:
         tc = config.train
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = build_model(config).to(device)
+        if tc.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         optimizer: torch.optim.Optimizer
         if tc.optimizer == "adam":
             optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -367,6 +369,8 @@ def _train_epoch(
     keys = ("image", "heatmaps", "depth", "uvd_crop")
     for step, batch in enumerate(bar, start=1):
         batch = {k: batch[k].to(device, non_blocking=True) for k in keys}
+        if tc.channels_last:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             loss, parts = compute_loss(config, model, batch)
         _check_loss(loss, parts, epoch, step, info)
