@@ -164,3 +164,27 @@ def test_provenance_must_be_an_object(tmp_path):
     assert RunConfig.load(tmp_path) == config
     with pytest.raises(ConfigError, match="config.json: provenance: expected an object"):
         load_provenance(tmp_path)
+
+
+def test_channels_last_trains_the_same_model_up_to_float_rounding(tmp_path):
+    """channels_last changes only the memory layout (and so the order of float sums): the
+    losses and weights match the default layout closely, and it is a
+    bookkeeping field (a run in one layout is reused for the other)."""
+    config = make_run_config("smoke", "attention").with_overrides({"augment": None})
+    nhwc = config.with_overrides({"train.channels_last": True})
+    assert field_effect("train.channels_last") == "none"
+    assert weight_differences(config, nhwc) == []
+    plain = train(config, tmp_path / "nchw")
+    fast = train(nhwc, tmp_path / "nhwc")
+    assert fast.history["train_loss"].tolist() == pytest.approx(
+        plain.history["train_loss"].tolist(), rel=1e-3
+    )
+    a = torch.load(tmp_path / "nchw" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "nhwc" / "checkpoint.pt", weights_only=True)["model"]
+    for name, tensor in a.items():
+        if tensor.is_floating_point():  # 8 SGD steps amplify rounding a little: 1% of the scale
+            scale = tensor.abs().max().item()
+            assert (b[name] - tensor).abs().max().item() <= 0.01 * scale + 1e-6, name
+    assert any(
+        t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) for t in b.values()
+    )
