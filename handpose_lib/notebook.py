@@ -208,6 +208,8 @@ class Session:
         tc, spec = config.train, config.data.train
         frames = f"{spec.num_frames}" if spec.num_frames else "all"
         data = "synthetic" if spec.kind == "synthetic" else f"{spec.kind.upper()} {spec.split}"
+        if spec.scene is not None:  # LocNet's frames: the hand among torso / wall / forearm
+            data += " (with scene)"
         steps = (
             f"{tc.epochs * (spec.num_frames // tc.batch_size)} steps: " if spec.num_frames else ""
         )

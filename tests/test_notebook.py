@@ -57,6 +57,13 @@ def test_budget_names_steps_and_data(clean_env):
     nb = notebook.start("cpu", run_dir=str(clean_env / "run"))
     text = nb.budget(nb.run_config("attention"))
     assert text == "cpu profile, 768 steps: 6 epochs of 4096 synthetic frames, batch 32"
+    locnet = nb.budget(nb.run_config("locnet"))
+    assert (
+        locnet == "cpu profile, 768 steps: 6 epochs of 4096 synthetic (with scene) frames, batch 32"
+    )
+    # A shipped run's config names its own profile.
+    long_run = notebook.start("long", run_dir=str(clean_env / "run2")).run_config("attention")
+    assert nb.budget(long_run).startswith("long profile, 2304 steps: 9 epochs of 8192")
 
 
 @pytest.mark.parametrize(("flag", "env"), [(True, ""), (False, "1")])
