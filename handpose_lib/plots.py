@@ -339,7 +339,8 @@ def validation_by_step_figure(
         if len(runs) > 1:
             ax.fill_between(steps, values.min(0), values.max(0), color=style["color"], alpha=0.2)
     for (name, mm), style in zip(floors, cycle(FLOOR_STYLES), strict=False):
-        ax.axhline(mm, lw=1.2, label=f"floor: {name} ({mm:.1f} mm)", **style)
+        marked = name if name.startswith("floor") else f"floor: {name}"
+        ax.axhline(mm, lw=1.2, label=f"{marked} ({mm:.1f} mm)", **style)
     ax.set(xlabel="optimizer step", ylabel="validation mean 3D joint error (mm)")
     ax.grid(True, alpha=0.4)
     legend_outside(ax)
