@@ -59,6 +59,7 @@ from handpose_lib.training.config import (
 from handpose_lib.training.data import EvenSubset, build_source
 from handpose_lib.training.engine import EpochCallback, train
 from handpose_lib.training.inference import evaluate_run
+from handpose_lib.verified_files import ChecksumError
 
 CHECKPOINTS = ("last", "best")
 # Largest difference (mm) between evaluating the run in memory and its 3-decimal file.
@@ -94,6 +95,7 @@ __all__ = [
     "shipped_base",
     "shipped_problem",
     "shipped_seeds",
+    "steps_per_epoch",
     "success_auc",
     "summary_table",
     "train_all",
@@ -338,7 +340,12 @@ def shipped_problem(
     missing = [v for v in variants if not shipped_seeds(v, entries)]
     if missing:
         return f"no shipped weights for {missing} ({pretrained.REGISTRY_FILE} lists none)"
-    shipped = shipped_base(entries)
+    if base.data.train.kind != "synthetic":
+        return f"they were trained on synthetic frames, this run trains on {base.data.train.kind}"
+    try:
+        shipped = shipped_base(entries)
+    except (OSError, ChecksumError) as err:  # listed but not readable here: say why, train
+        return f"their files cannot be read ({err})"
     if not isinstance(base.model, PoseNetConfig) or not isinstance(shipped.model, PoseNetConfig):
         raise ValueError("shipped_problem compares pose runs (PoseNetConfig models)")
     checks = {
@@ -440,6 +447,8 @@ def train_all(
     cores better than one: `benchmarks/bench_throughput.py`), then evaluates in order. A run
     trained with fewer threads is not bit-identical to one trained with more (float sums in
     another order), and is reported as "trained (parallel)"."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     run_dir = Path(run_dir)
     nb03_run = run_dir / "pose_attention"
     problem = reuse_problem(nb03_run, variant_config(base, "attention", 0), which)
@@ -455,13 +464,14 @@ def train_all(
                 run_dir / "selfcomp" / run_name(v, s), variant_config(base, v, s), which
             )
         ]
-        threads = max(1, torch.get_num_threads() // jobs)
-        report(f"training {len(needed)} runs, {jobs} at a time with {threads} thread(s) each")
+        at_once = max(1, min(jobs, len(needed)))
+        threads = max(1, torch.get_num_threads() // at_once)
+        report(f"training {len(needed)} runs, {at_once} at a time with {threads} thread(s) each")
         tasks = [
             (base.to_dict(), v, s, str(run_dir / "selfcomp"), which, threads) for v, s in needed
         ]
         if tasks:
-            with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            with multiprocessing.get_context("spawn").Pool(at_once) as pool:
                 pool.map(_train_in_process, tasks, chunksize=1)
         in_parallel = set(needed)
     runs = []
@@ -490,6 +500,9 @@ def _train_in_process(task: tuple[dict, str, int, str, str, int]) -> None:
     base_dict, variant, seed, run_root, which, threads = task
     torch.set_num_threads(threads)
     config = variant_config(RunConfig.from_dict(base_dict), variant, seed)
+    # A worker's progress bar would print to the Jupyter server's console, not to the cell;
+    # progress.json (the runner's progress line) is written either way.
+    config = config.with_overrides({"train.progress": False})
     own_dir = Path(run_root) / run_name(variant, seed)
     train_config = _resumable_config(config, own_dir, which, False, print)
     train(train_config, own_dir, resume=True)
@@ -544,3 +557,13 @@ def per_seed_table(runs: Sequence[AblationRun]) -> pd.DataFrame:
         }
         for r in runs
     )
+
+
+def steps_per_epoch(config: RunConfig) -> int | None:
+    """Optimizer steps per epoch of a run when its config fixes them (a frame count or a
+    cap), as the trainer takes them; None for "all frames of a dataset" without a cap."""
+    frames, tc = config.data.train.num_frames, config.train
+    steps = frames // tc.batch_size if frames else None
+    if tc.steps_per_epoch is not None:
+        steps = tc.steps_per_epoch if steps is None else min(steps, tc.steps_per_epoch)
+    return steps

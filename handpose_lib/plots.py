@@ -312,13 +312,14 @@ def training_curves_figure(
 
 def validation_by_step_figure(
     histories: Mapping[str, Sequence[pd.DataFrame]],
-    steps_per_epoch: int,
+    steps_per_epoch: int | None,
     title: str = "",
     floors: Sequence[tuple[str, float]] = (),
 ) -> Figure:
     """Validation error against optimizer step for each method (a variant's runs' metrics.csv,
     one per seed): the mean over seeds as a line, the seeds' min-max range shaded, and
-    constant-pose floors (label, mm) as horizontal references.
+    constant-pose floors (label, mm) as horizontal references. With steps_per_epoch None
+    (a whole dataset per epoch) the x axis is the epoch.
 
     A method's seeds must have validated at the same epochs (same profile)."""
     fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
@@ -332,7 +333,7 @@ def validation_by_step_figure(
         if any(not m.index.equals(epochs) for m in measured):
             raise ValueError(f"{label}: its runs validated at different epochs")
         values = np.stack([m["val_mean_error_mm"].to_numpy() for m in measured])
-        steps = epochs.to_numpy() * steps_per_epoch
+        steps = epochs.to_numpy() * (steps_per_epoch or 1)
         seeds = f" ({len(runs)} seeds)" if len(runs) > 1 else ""
         line = {k: style[k] for k in ("color", "marker", "linestyle")}
         ax.plot(steps, values.mean(0), ms=4, label=label + seeds, **line)
@@ -341,7 +342,8 @@ def validation_by_step_figure(
     for (name, mm), style in zip(floors, cycle(FLOOR_STYLES), strict=False):
         marked = name if name.startswith("floor") else f"floor: {name}"
         ax.axhline(mm, lw=1.2, label=f"{marked} ({mm:.1f} mm)", **style)
-    ax.set(xlabel="optimizer step", ylabel="validation mean 3D joint error (mm)")
+    xlabel = "optimizer step" if steps_per_epoch else "epoch"
+    ax.set(xlabel=xlabel, ylabel="validation mean 3D joint error (mm)")
     ax.grid(True, alpha=0.4)
     legend_outside(ax)
     if title:

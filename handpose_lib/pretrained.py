@@ -202,17 +202,23 @@ def materialize(
     `cache_dir` (default: the run's own folder) becomes the run's data.cache_dir, so that
     shipped runs evaluated on the same frames can share the rendered crops."""
     run_dir = Path(run_dir)
-    files = {f: fetch(f"{set_name}/{name}/{f}", local_dir, entries) for f in RUN_FILES}
-    weights_sha = sha256_of(files["weights.pt"])
+    listed = {f: lookup(f"{set_name}/{name}/{f}", entries) for f in RUN_FILES}
     mark = run_dir / MATERIALIZED_MARK
     record = {
         "set": set_name,
         "name": name,
-        "weights_sha256": weights_sha,
+        "sha256": {f: entry.sha256 for f, entry in listed.items()},
+        "checkpoint_version": CHECKPOINT_VERSION,
         "cache_dir": None if cache_dir is None else str(cache_dir),
     }
     if mark.is_file() and json.loads(mark.read_text()) == record:
         return run_dir
+    if (run_dir / "config.json").is_file() and not mark.is_file():
+        raise FileExistsError(
+            f"{run_dir}: holds a run that was not materialized from shipped weights; "
+            "refusing to replace it"
+        )
+    files = {f: fetch(entry, local_dir, entries) for f, entry in listed.items()}
     shipped = torch.load(files["weights.pt"], map_location="cpu", weights_only=True)
     if shipped.get("version") != WEIGHTS_VERSION:
         raise ValueError(
@@ -220,7 +226,8 @@ def materialize(
             f"expected {WEIGHTS_VERSION}"
         )
     config = RunConfig.load(files["config.json"])
-    if shipped["config"] != config.to_dict():
+    # As configs, not as dicts: fields added to the code since get their defaults in both.
+    if RunConfig.from_dict(shipped["config"]) != config:
         raise ValueError(f"{files['weights.pt']}: its config differs from {files['config.json']}")
     if cache_dir is not None:
         config = config.with_overrides({"data.cache_dir": str(cache_dir)})
@@ -288,7 +295,9 @@ def long_run_folders(runs: str | os.PathLike, seeds: Iterable[int]) -> dict[str,
 def export_set(
     runs: str | os.PathLike, set_name: str, seeds: Iterable[int], out_root: Path = CHECKOUT_COPY
 ) -> list[ShippedFile]:
-    """Export every run of a long-budget output and its predictions to out_root/set_name."""
+    """Export every run of a long-budget output and its predictions to out_root/set_name
+    (emptied first: only this export's files are registered)."""
+    shutil.rmtree(out_root / set_name, ignore_errors=True)
     rows = []
     for name, folder in long_run_folders(runs, seeds).items():
         export_run(folder, out_root / set_name / name)
@@ -333,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         listed = parse_registry(args.registry.read_text(), str(args.registry))
         kept = [r for r in listed if not r.path.startswith(args.set_name + "/")]
         args.registry.write_text(format_registry(kept + rows))
+        _registry_at.cache_clear()
         print(f"{len(rows)} files of set {args.set_name!r} written to {args.out}; {args.registry}")
         return 0
     for entry in registry():

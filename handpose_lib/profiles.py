@@ -223,7 +223,7 @@ PROFILES: dict[str, Profile] = {
             lr_milestones=(5,),
             num_workers=0,
             val_every=3,
-            # 0.418 -> 0.350 s per step at 2 threads, 144 GFLOP/s (bench_throughput.py).
+            # 0.398 -> 0.333 s per step at 2 threads, 144 GFLOP/s (bench_throughput.py).
             channels_last=True,
         ),
         train_frames=4096,
@@ -277,7 +277,7 @@ PROFILES: dict[str, Profile] = {
 
 # The long budget of the self-comparison (Fig. 3 a-b): the cpu profile's networks and recipe,
 # 3x the steps on twice the distinct frames, three seeds, validated every epoch (the
-# validation-by-step figure); about 4 hours at 100 GFLOP/s with two trainings at once
+# validation-by-step figure); estimated 3.5 hours at 100 GFLOP/s with two trainings at once
 # (`python -m handpose_lib.reproduce --profile long --jobs 2 --output DIR`), resumable.
 PROFILES["long"] = replace(
     PROFILES["cpu"],

@@ -14,10 +14,10 @@ DATASET, DATA_ROOT, OUTPUT_DIR (the figures folder), RUN_DIR (the run folder, th
 notebooks hand trained models to later notebooks), HEADLESS=True (explorers draw one static
 view: no front end listens to widgets), CENTERS (`--centers`, a community centre file) and, on
 the published ICVL / NYU test set, OURS_<DATASET>_PREDICTIONS (Table 1's "Ours" row from the
-attention model of notebook 03) and RETRAIN: notebooks 02-03 always train; notebook 04 loads the
-shipped long-budget self-comparison (`pretrained/`) unless `--retrain all` (the default for the
-`long` profile, which makes those weights); JOBS (`--jobs`): how many of notebook 04's trainings
-run at once.
+attention model of notebook 03) and RETRAIN: notebooks 02-03 always train; notebook 04 evaluates
+the shipped long-budget self-comparison (`pretrained/`) where it fits, and with `--retrain all`
+(the default for the `long` profile, which makes those weights) trains every variant as well;
+JOBS (`--jobs`): how many of notebook 04's trainings run at once.
 
 Before the first notebook the published files the notebooks evaluate against are fetched
 (downloaded once into the cache, verified by sha256), so a missing network stops the run at

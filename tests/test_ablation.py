@@ -352,4 +352,6 @@ def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch
     # Finished runs are not trained again.
     again = ablation.train_all(base, pair, [0], tmp_path / "a", report=said.append, jobs=2)
     assert [r.origin for r in again] == ["loaded (finished earlier)"] * 2
-    assert said[-3] == "training 0 runs, 2 at a time with 1 thread(s) each"
+    assert said[-3] == "training 0 runs, 1 at a time with 1 thread(s) each"
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        ablation.train_all(base, pair, [0], tmp_path / "a", jobs=0)

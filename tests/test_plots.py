@@ -168,6 +168,9 @@ def test_validation_by_step_draws_seed_means_bands_and_floors():
     assert direct.get_label() == "direct (2 seeds)" and attention.get_label() == "attention"
     assert len(ax.collections) == 1  # one band: attention has a single seed
     assert floor.get_label() == "floor: test mean pose (18.3 mm)"
+    by_epoch = plots.validation_by_step_figure({"direct": seeds}, steps_per_epoch=None)
+    assert by_epoch.axes[0].get_xlabel() == "epoch"
+    np.testing.assert_array_equal(by_epoch.axes[0].get_lines()[0].get_xdata(), [2, 4, 6])
     with pytest.raises(ValueError, match="direct: its runs validated at different epochs"):
         plots.validation_by_step_figure({"direct": [history(2), history(3)]}, 128)
     plt.close(fig)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 from pathlib import Path
 
@@ -227,3 +228,75 @@ def test_notebooks_03_and_04_use_a_shipped_set(long_output, tmp_path, monkeypatc
     assert (figures / "self_comparison_validation_by_step.png").is_file()
     assert (figures / "fig3b_self_comparison_success_frames.png").is_file()
     assert "attention (shipped) mean error" in (tmp_path / "03_pose_training.ipynb").read_text()
+    assert (figures / "pose_attention_errors_shipped.png").is_file()  # not the trained one's name
+    assert not (figures / "pose_attention_errors.png").exists()
+
+
+def test_reexport_registers_only_this_exports_files(long_output, tmp_path):
+    root, _ = long_output
+    out = tmp_path / "pretrained"
+    stray = out / "long" / "attention_seed7" / "weights.pt"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"old weights of an earlier export")
+    rows = pretrained.export_set(root, "long", [0], out_root=out)
+    assert not stray.exists()
+    assert all("seed7" not in r.path for r in rows)
+
+
+def test_materialize_refreshes_on_any_changed_file_and_never_replaces_a_trained_run(
+    shipped, long_output, tmp_path
+):
+    entries, out = shipped
+    run_dir = pretrained.materialize("long", "direct_seed0", tmp_path / "m", entries)
+    # The registry now lists other metrics (same weights): the copy is refreshed, not kept.
+    metrics = out / "long" / "direct_seed0" / "metrics.csv"
+    metrics.write_text(metrics.read_text() + "\n")
+    changed = pretrained.parse_registry(
+        pretrained.format_registry(
+            [
+                pretrained.ShippedFile(
+                    e.path, sha256_of(out / e.path), (out / e.path).stat().st_size
+                )
+                for e in entries
+            ]
+        )
+    )
+    pretrained.materialize("long", "direct_seed0", run_dir, changed)
+    assert (run_dir / "metrics.csv").read_text() == metrics.read_text()
+    # A folder holding a run trained here is refused, not wiped.
+    root, trained = long_output
+    with pytest.raises(FileExistsError, match="not materialized from shipped weights"):
+        pretrained.materialize("long", "direct_seed0", trained["direct"].run_dir, entries)
+    assert (trained["direct"].run_dir / "checkpoint.pt").is_file()
+
+
+def test_listed_but_unreadable_shipped_files_mean_training_not_a_crash(
+    shipped, tmp_path, monkeypatch
+):
+    entries, _ = shipped
+    monkeypatch.setenv(pretrained.ENV_LOCAL_DIR, str(tmp_path / "empty"))
+    problem = ablation.shipped_problem(base_config(), PAPER_ORDER, entries=entries)
+    assert problem.startswith("their files cannot be read") and "config.json" in problem
+    real = base_config().with_overrides({"data.train.kind": "icvl", "data.train.root": "/x"})
+    assert "trained on synthetic frames" in ablation.shipped_problem(
+        real, PAPER_ORDER, entries=entries
+    )
+
+
+def test_shipped_config_of_older_code_still_loads(shipped, tmp_path):
+    """A field added to the code since the export (here: one removed from the saved dicts)
+    takes its default; the shipped run still materializes."""
+    entries, out = shipped
+    run = out / "long" / "plain_seed0"
+    payload = torch.load(run / "weights.pt", weights_only=True)
+    del payload["config"]["train"]["channels_last"]
+    torch.save(payload, run / "weights.pt")
+    saved = json.loads((run / "config.json").read_text())
+    del saved["train"]["channels_last"]
+    (run / "config.json").write_text(json.dumps(saved))
+    rows = [
+        pretrained.ShippedFile(e.path, sha256_of(out / e.path), (out / e.path).stat().st_size)
+        for e in entries
+    ]
+    run_dir = pretrained.materialize("long", "plain_seed0", tmp_path / "old", rows)
+    assert pretrained.is_materialized(run_dir)

@@ -123,7 +123,7 @@ class _Training:
         torch.manual_seed(tc.seed)  # identical initial weights on every rank
         model = build_model(config).to(device)
         if tc.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            to_channels_last(model)
         optimizer: torch.optim.Optimizer
         if tc.optimizer == "adam":
             optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -341,6 +341,15 @@ def _save_epoch(
         config.train.epochs,
         ", ".join(f"{k} {_fmt(v)}" for k, v in record.items() if k != "epoch"),
     )
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Store the 4-D (convolution) weights channels-last, in place, as
+    `Module.to(memory_format=torch.channels_last)` does."""
+    for param in model.parameters():
+        if param.dim() == 4:
+            param.data = param.data.contiguous(memory_format=torch.channels_last)
+    return model
 
 
 def _train_epoch(
