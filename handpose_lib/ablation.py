@@ -470,9 +470,16 @@ def train_all(
         tasks = [
             (base.to_dict(), v, s, str(run_dir / "selfcomp"), which, threads) for v, s in needed
         ]
+        failures = []
         if tasks:
             with multiprocessing.get_context("spawn").Pool(at_once) as pool:
-                pool.map(_train_in_process, tasks, chunksize=1)
+                # One line as each run ends; a failed run does not stop the others.
+                for name, error in pool.imap_unordered(_train_in_process, tasks):
+                    report(f"{name}: {'failed: ' + error if error else 'trained'}")
+                    if error:
+                        failures.append(f"{name}: {error}")
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(tasks)} trainings failed: {failures}")
         in_parallel = set(needed)
     runs = []
     for variant, seed in pairs:
@@ -495,9 +502,20 @@ def train_all(
     return runs
 
 
-def _train_in_process(task: tuple[dict, str, int, str, str, int]) -> None:
-    """One run of `train_all(jobs > 1)`, in a worker process with its own thread count."""
+def _train_in_process(task: tuple[dict, str, int, str, str, int]) -> tuple[str, str | None]:
+    """One run of `train_all(jobs > 1)`, in a worker process with its own thread count;
+    returns the run's name and None, or the error it stopped with."""
     base_dict, variant, seed, run_root, which, threads = task
+    try:
+        _train_one(base_dict, variant, seed, run_root, which, threads)
+    except Exception as err:  # reported by the parent with the run's name
+        return run_name(variant, seed), f"{type(err).__name__}: {err}"
+    return run_name(variant, seed), None
+
+
+def _train_one(
+    base_dict: dict, variant: str, seed: int, run_root: str, which: str, threads: int
+) -> None:
     torch.set_num_threads(threads)
     config = variant_config(RunConfig.from_dict(base_dict), variant, seed)
     # A worker's progress bar would print to the Jupyter server's console, not to the cell;

@@ -355,3 +355,25 @@ def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch
     assert said[-3] == "training 0 runs, 1 at a time with 1 thread(s) each"
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         ablation.train_all(base, pair, [0], tmp_path / "a", jobs=0)
+
+
+def test_train_all_parallel_reports_a_failed_run_by_name_and_finishes_the_others(
+    tmp_path, one_torch_thread
+):
+    base = make_run_config("smoke", "attention").with_overrides(
+        {
+            "train.epochs": 1,
+            "train.lr_milestones": [1],
+            "train.batch_size": 2,
+            "data.train.num_frames": 4,
+            "data.val.num_frames": 3,
+        }
+    )
+    # A run of another config already in direct_seed0's folder: the trainer refuses it.
+    other = base.with_overrides({"train.lr": 0.02})
+    ablation.train_or_reuse(other, "direct", 0, tmp_path / "selfcomp", tmp_path / "p")
+    said: list[str] = []
+    with pytest.raises(RuntimeError, match=r"1 of 2 trainings failed.*direct_seed0: ConfigError"):
+        ablation.train_all(base, ["plain", "direct"], [0], tmp_path, report=said.append, jobs=2)
+    assert "plain_seed0: trained" in said
+    assert (tmp_path / "selfcomp" / "plain_seed0" / "summary.json").is_file()
