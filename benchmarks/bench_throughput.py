@@ -11,6 +11,7 @@ channels_last memory format, torch.compile. Median of `--steps` timed steps afte
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -61,6 +62,23 @@ def step_time(
     return timed(step, steps, warmup=3 if compiled else 2)
 
 
+def _one_thread_step_time(task: tuple[str, bool, int]) -> float:
+    profile, channels_last, steps = task
+    config = make_run_config(profile, "attention")
+    return step_time(config, random_batch(config), 1, channels_last, False, steps)
+
+
+def random_batch(config: RunConfig, joints: int = 16) -> dict[str, torch.Tensor]:
+    size, hm, batch = config.crop.input_size, config.crop.heatmap_size, config.train.batch_size
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "image": torch.rand(batch, 1, size, size, generator=generator),
+        "heatmaps": torch.rand(batch, joints, hm, hm, generator=generator),
+        "depth": torch.rand(batch, joints, generator=generator),
+        "uvd_crop": torch.rand(batch, joints, 3, generator=generator),
+    }
+
+
 def data_time(config: RunConfig, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         small = config.with_overrides({"data.train.num_frames": 512, "data.cache_dir": tmp})
@@ -78,14 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = make_run_config(args.profile, "attention")
     rate = machine.matmul_gflops()
-    size, hm, joints = config.crop.input_size, config.crop.heatmap_size, 16
-    generator = torch.Generator().manual_seed(0)
-    batch = {
-        "image": torch.rand(config.train.batch_size, 1, size, size, generator=generator),
-        "heatmaps": torch.rand(config.train.batch_size, joints, hm, hm, generator=generator),
-        "depth": torch.rand(config.train.batch_size, joints, generator=generator),
-        "uvd_crop": torch.rand(config.train.batch_size, joints, 3, generator=generator),
-    }
+    size = config.crop.input_size
+    batch = random_batch(config)
     rows = []
     settings = [(2, False, False), (1, False, False), (2, True, False), (1, True, False)]
     if not args.no_compile:
@@ -98,6 +110,19 @@ def main(argv: list[str] | None = None) -> int:
                 + (", channels_last" if channels_last else "")
                 + (", torch.compile" if compiled else ""),
                 "s/step": round(seconds, 3),
+            }
+        )
+    # Two trainings at once, one thread each (`--jobs 2`): timed side by side in two processes;
+    # the row gives the time per step of the pair (each process's median / 2).
+    for channels_last in (False, True):
+        tasks = [(args.profile, channels_last, args.steps)] * 2
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            medians = pool.map(_one_thread_step_time, tasks)
+        rows.append(
+            {
+                "setting": "2 processes x 1 thread at once, per step of the pair"
+                + (", channels_last" if channels_last else ""),
+                "s/step": round(max(medians) / 2, 3),
             }
         )
     torch.set_num_threads(2)

@@ -443,8 +443,9 @@ def train_all(
     seed 0 when it fits. Reports one line per run: origin, mean error, seconds.
 
     jobs > 1 first trains the runs that need training in that many processes at once, each
-    with torch.get_num_threads() // jobs threads (on a CPU, several small trainings use the
-    cores better than one: `benchmarks/bench_throughput.py`), then evaluates in order. A run
+    with torch.get_num_threads() // jobs threads (on a 2-core CPU two one-thread trainings side
+    by side are 1.24x faster than one with two threads: `benchmarks/bench_throughput.py`), then
+    evaluates in order. A run
     trained with fewer threads is not bit-identical to one trained with more (float sums in
     another order), and is reported as "trained (parallel)"."""
     if jobs < 1:

@@ -223,7 +223,7 @@ PROFILES: dict[str, Profile] = {
             lr_milestones=(5,),
             num_workers=0,
             val_every=3,
-            # 0.398 -> 0.333 s per step at 2 threads, 144 GFLOP/s (bench_throughput.py).
+            # 8-16% faster steps at 2 threads in two runs of bench_throughput.py (README).
             channels_last=True,
         ),
         train_frames=4096,

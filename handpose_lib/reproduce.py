@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="trainings of notebook 04 run at once, each with its share of the torch threads "
-        "(2 on a 2-core CPU trains the self-comparison about a quarter faster)",
+        "(2 on a 2-core CPU: 1.24x faster, benchmarks/bench_throughput.py)",
     )
     parser.add_argument(
         "--figures-dir",

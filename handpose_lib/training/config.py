@@ -79,8 +79,8 @@ class TrainConfig:
     device:          "auto" (CUDA when present), "cuda" or "cpu".
     steps_per_epoch: cap on optimizer steps per epoch (None: the whole training set).
     val_every:       validate every this many epochs, and always after the last one.
-    channels_last:   train in the channels-last (NHWC) memory format: about 16% faster steps
-                     of the cpu-size networks on a CPU (`benchmarks/bench_throughput.py`).
+    channels_last:   train in the channels-last (NHWC) memory format: 8-16% faster steps of
+                     the cpu-size networks on a CPU (`benchmarks/bench_throughput.py`).
                      Like the thread count it changes only the order of float sums, so it
                      counts as bookkeeping, not as a change of the weights.
     """
