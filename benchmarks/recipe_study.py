@@ -57,7 +57,8 @@ LEVERS: dict[str, tuple[list[str], list[str]]] = {
     "cosine_warmup": (['train.lr_schedule="cosine"', "train.warmup_steps=50"], []),
     "heatmap_sigma_1": (["crop.heatmap_sigma=1.0"], []),
     "heatmap_sigma_3": (["crop.heatmap_sigma=3.0"], []),
-    "train_frames_8192": (["data.train.num_frames=8192"], []),
+    # Twice the distinct frames at the same 768 steps: 128 steps per epoch over 8192 frames.
+    "train_frames_8192": (["data.train.num_frames=8192", "train.steps_per_epoch=128"], []),
     # Cached crops with 1.5x the cube of context, so a rotated crop keeps the whole hand.
     "context_1.5+rotation_45": (["crop.context=1.5", "augment.rotation_deg=45"], []),
     "threads_1": ([], ["--threads", "1"]),
