@@ -41,6 +41,19 @@ def results(**means: list[float]) -> dict[str, list[MethodResult]]:
     return {v: [result(m) for m in ms] for v, ms in means.items()}
 
 
+def tiny_base():
+    """The smoke attention config cut to one epoch of 4 frames (seconds per training)."""
+    return make_run_config("smoke", "attention").with_overrides(
+        {
+            "train.epochs": 1,
+            "train.lr_milestones": [1],
+            "train.batch_size": 2,
+            "data.train.num_frames": 4,
+            "data.val.num_frames": 3,
+        }
+    )
+
+
 def test_seeds_for_profile():
     assert seeds_for_profile("smoke") == (0, 1)
     assert seeds_for_profile("cpu") == (0,)
@@ -228,15 +241,7 @@ def test_validation_labels(published_dir):
 
 
 def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
-    base = make_run_config("smoke", "attention").with_overrides(
-        {
-            "train.epochs": 1,
-            "train.lr_milestones": [1],
-            "train.batch_size": 2,
-            "data.train.num_frames": 4,
-            "data.val.num_frames": 3,
-        }
-    )
+    base = tiny_base()
     run = ablation.train_or_reuse(base, "plain", 1, tmp_path / "selfcomp", tmp_path / "pred")
     assert run.run_dir == tmp_path / "selfcomp" / "plain_seed1"
     assert run.origin == "trained"
@@ -286,15 +291,7 @@ def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
 
 
 def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread):
-    base = make_run_config("smoke", "attention").with_overrides(
-        {
-            "train.epochs": 1,
-            "train.lr_milestones": [1],
-            "train.batch_size": 2,
-            "data.train.num_frames": 4,
-            "data.val.num_frames": 3,
-        }
-    )
+    base = tiny_base()
     roots = (tmp_path / "selfcomp", tmp_path / "pred")
     run = ablation.train_or_reuse(base, "direct", 0, *roots)
     assert ablation.reusable_run(run.run_dir, variant_config(base, "direct", 0))
@@ -331,15 +328,7 @@ def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread)
 def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch_thread):
     """jobs=2 trains in two worker processes (here 1 thread each, as in the parent) and gives
     the same runs as training one after another."""
-    base = make_run_config("smoke", "attention").with_overrides(
-        {
-            "train.epochs": 1,
-            "train.lr_milestones": [1],
-            "train.batch_size": 2,
-            "data.train.num_frames": 4,
-            "data.val.num_frames": 3,
-        }
-    )
+    base = tiny_base()
     said: list[str] = []
     pair = ["plain", "direct"]
     parallel = ablation.train_all(base, pair, [0], tmp_path / "a", report=said.append, jobs=2)
@@ -360,15 +349,7 @@ def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch
 def test_train_all_parallel_reports_a_failed_run_by_name_and_finishes_the_others(
     tmp_path, one_torch_thread
 ):
-    base = make_run_config("smoke", "attention").with_overrides(
-        {
-            "train.epochs": 1,
-            "train.lr_milestones": [1],
-            "train.batch_size": 2,
-            "data.train.num_frames": 4,
-            "data.val.num_frames": 3,
-        }
-    )
+    base = tiny_base()
     # A run of another config already in direct_seed0's folder: the trainer refuses it.
     other = base.with_overrides({"train.lr": 0.02})
     ablation.train_or_reuse(other, "direct", 0, tmp_path / "selfcomp", tmp_path / "p")
