@@ -43,7 +43,13 @@ from handpose_lib.paths import REPO_ROOT
 from handpose_lib.training.atomic import atomic_write_json
 from handpose_lib.training.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from handpose_lib.training.config import RunConfig
-from handpose_lib.verified_files import download, failure_reason, local_file, sha256_of
+from handpose_lib.verified_files import (
+    download,
+    failure_reason,
+    local_file,
+    package_cache_dir,
+    sha256_of,
+)
 
 ENV_LOCAL_DIR = "HANDPOSE_PRETRAINED_DIR"
 ENV_CACHE_DIR = "HANDPOSE_CACHE_DIR"  # shared with `published`: <cache>/pretrained/...
@@ -131,8 +137,9 @@ def resolve_local_dir(local_dir: str | os.PathLike | None = None) -> Path | None
 
 
 def default_cache_dir() -> Path:
+    """$HANDPOSE_CACHE_DIR/pretrained, else `verified_files.package_cache_dir` (as published)."""
     env = os.environ.get(ENV_CACHE_DIR)
-    return (Path(env) if env else REPO_ROOT / "data" / "cache") / "pretrained"
+    return Path(env) / "pretrained" if env else package_cache_dir("pretrained")
 
 
 def fetch(

@@ -28,7 +28,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pooch
 import requests
 
 from handpose_lib import conventions
@@ -36,7 +35,7 @@ from handpose_lib.joints import num_joints
 from handpose_lib.paths import REPO_ROOT
 from handpose_lib.uvd_format import FormatError, read_uvd
 from handpose_lib.verified_files import ChecksumError as ChecksumError  # re-exported
-from handpose_lib.verified_files import download, failure_reason, local_file
+from handpose_lib.verified_files import download, failure_reason, local_file, package_cache_dir
 from handpose_lib.verified_files import sha256_of as sha256_of  # re-exported
 from handpose_lib.verified_files import verify_checksum as verify_checksum  # re-exported
 
@@ -158,11 +157,7 @@ def default_cache_dir() -> Path:
     Installed without a checkout, the user cache folder of the platform (pooch.os_cache).
     """
     env = os.environ.get(ENV_CACHE_DIR)
-    if env:
-        return Path(env)
-    if (REPO_ROOT / "pyproject.toml").is_file():
-        return REPO_ROOT / "data" / "cache" / "published"
-    return Path(pooch.os_cache("handpose_lib")) / "published"
+    return Path(env) if env else package_cache_dir("published")
 
 
 def resolve_local_dir(local_dir: str | os.PathLike | None = None) -> Path | None:

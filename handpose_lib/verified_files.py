@@ -15,6 +15,8 @@ from pathlib import Path
 import pooch
 import requests
 
+from handpose_lib.paths import REPO_ROOT
+
 
 class ChecksumError(ValueError):
     """A file's sha256 differs from the registry: it is never used."""
@@ -35,6 +37,14 @@ def verify_checksum(path: Path, expected_sha256: str) -> None:
             f"{path}: sha256 is {actual}, the registry expects {expected_sha256}; "
             "the file is corrupt or not the registered version, refusing to use it"
         )
+
+
+def package_cache_dir(name: str) -> Path:
+    """`data/cache/<name>` of this checkout (ignored by git); installed without a checkout,
+    `<name>` in the user cache folder of the platform (pooch.os_cache)."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "data" / "cache" / name
+    return Path(pooch.os_cache("handpose_lib")) / name
 
 
 def local_file(local_dir: Path, relative_path: str, sha256: str, origin: str) -> Path:
