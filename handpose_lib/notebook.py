@@ -37,7 +37,6 @@ from handpose_lib.training.config import RunConfig, SourceSpec
 from handpose_lib.training.data import centers_option
 from handpose_lib.training.inference import evaluate_run
 
-CENTERS_FILE = Path("centers") / "val_locnet.txt"  # in the run folder, written by notebook 02
 # The crop centres every pose result is evaluated at -> prediction subfolder: three always, a
 # community centre file (the CENTERS parameter) where one is given.
 LOCNET, COM, ORACLE = "LocNet centre", "plain CoM", "true joint centroid (oracle)"
@@ -132,7 +131,7 @@ class Session:
     @property
     def centers_file(self) -> Path:
         """Refined centres of the validation frames, written by notebook 02."""
-        return self.run_dir / CENTERS_FILE
+        return self.run_dir / paths.CENTERS_FILE
 
     @property
     def val_centers(self) -> str:

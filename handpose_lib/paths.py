@@ -24,6 +24,9 @@ def figures_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 ENV_RUN_DIR = "HANDPOSE_RUN_DIR"
+# In a run folder: the LocNet centres (uvd) of the test frames, written by notebook 02 and read
+# by notebooks 03-04 to crop them; a shipped set keeps the ones its predictions were cropped at.
+CENTERS_FILE = Path("centers") / "val_locnet.txt"
 ENV_HEADLESS = "HANDPOSE_HEADLESS"  # set by the runner and the tests: no widgets, static views
 
 

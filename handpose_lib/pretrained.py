@@ -13,7 +13,8 @@ A shipped run `<set>/<name>/` (name: "locnet" or "<variant>_seed<k>") holds
     metrics.csv   its per-epoch history (training loss, validation error, time)
     weights.pt    its last epoch's weights: a float16 state dict, the config, the epoch count
 
-and `<set>/predictions/<name>.txt` its test predictions (community uvd format). `materialize`
+and `<set>/predictions/<name>.txt` its test predictions (community uvd format), cropped at the
+LocNet centres in `<set>/centers/val_locnet.txt` (uvd, one test frame per line). `materialize`
 turns a shipped run into a run folder that `training.inference.load_model`, `ablation` and the
 notebooks read like one trained here.
 
@@ -39,7 +40,7 @@ import requests
 import torch
 
 from handpose_lib.ablation_verdict import PAPER_ORDER
-from handpose_lib.paths import REPO_ROOT
+from handpose_lib.paths import CENTERS_FILE, REPO_ROOT
 from handpose_lib.training.atomic import atomic_write_json
 from handpose_lib.training.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from handpose_lib.training.config import RunConfig
@@ -302,24 +303,37 @@ def long_run_folders(runs: str | os.PathLike, seeds: Iterable[int]) -> dict[str,
 def export_set(
     runs: str | os.PathLike, set_name: str, seeds: Iterable[int], out_root: Path = CHECKOUT_COPY
 ) -> list[ShippedFile]:
-    """Export every run of a long-budget output and its predictions to out_root/set_name
-    (emptied first: only this export's files are registered)."""
-    shutil.rmtree(out_root / set_name, ignore_errors=True)
-    rows = []
-    for name, folder in long_run_folders(runs, seeds).items():
-        export_run(folder, out_root / set_name / name)
-        prediction = Path(runs) / "predictions" / f"{name}.txt"
-        if name != "locnet":
+    """Export every run of a long-budget output, its predictions and its LocNet centres to
+    out_root/set_name, replacing what was there only once the whole set is written (so only
+    this export's files are registered, and a failed export keeps the previous set)."""
+    runs, target = Path(runs), out_root / set_name
+    partial = out_root / f".{set_name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        for name, folder in long_run_folders(runs, seeds).items():
+            export_run(folder, partial / name)
+            if name == "locnet":
+                continue
+            prediction = runs / "predictions" / f"{name}.txt"
             if not prediction.is_file():
                 raise FileNotFoundError(f"{prediction}: missing; run notebook 04 first")
-            target = out_root / set_name / "predictions" / prediction.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(prediction, target)
-    for path in sorted((out_root / set_name).rglob("*")):
-        if path.is_file() and path.name != "README.md":
-            rel = path.relative_to(out_root).as_posix()
-            rows.append(ShippedFile(rel, sha256_of(path), path.stat().st_size))
-    return rows
+            (partial / "predictions").mkdir(exist_ok=True)
+            shutil.copyfile(prediction, partial / "predictions" / prediction.name)
+        centers = runs / CENTERS_FILE
+        if not centers.is_file():
+            raise FileNotFoundError(f"{centers}: missing; run notebook 02 first")
+        (partial / CENTERS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(centers, partial / CENTERS_FILE)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return [
+        ShippedFile(path.relative_to(out_root).as_posix(), sha256_of(path), path.stat().st_size)
+        for path in sorted(target.rglob("*"))
+        if path.is_file() and path.name != "README.md"
+    ]
 
 
 def format_registry(rows: Iterable[ShippedFile]) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,14 @@ import papermill
 import pytest
 import torch
 
-from handpose_lib import ablation, pretrained
+from handpose_lib import ablation, pretrained, uvd_format
 from handpose_lib.ablation import PAPER_ORDER
-from handpose_lib.paths import REPO_ROOT
+from handpose_lib.evaluate import evaluate_uvd
+from handpose_lib.paths import CENTERS_FILE, REPO_ROOT
 from handpose_lib.profiles import make_run_config
+from handpose_lib.training.data import build_dataset, with_run_cache
 from handpose_lib.training.engine import train
-from handpose_lib.training.inference import load_model
+from handpose_lib.training.inference import load_model, predict, write_predictions
 from handpose_lib.verified_files import ChecksumError, sha256_of
 
 TINY = {
@@ -46,6 +50,10 @@ def long_output(tmp_path_factory) -> tuple[Path, dict]:
         v: ablation.train_or_reuse(base, v, 0, root / "selfcomp", root / "predictions")
         for v in PAPER_ORDER
     }
+    # Notebook 02's output: the LocNet's centres of the test frames.
+    model, config = load_model(root / "locnet")
+    frames = build_dataset(with_run_cache(config, root / "locnet"), "val", base.data.val)
+    write_predictions(root / CENTERS_FILE, predict(model, frames))
     return root, trained
 
 
@@ -72,6 +80,7 @@ def test_export_lists_every_file_with_its_checksum(shipped):
         for file in pretrained.RUN_FILES:
             assert f"long/{name}/{file}" in paths
     assert {f"long/predictions/{v}_seed0.txt" for v in PAPER_ORDER} <= paths
+    assert f"long/{CENTERS_FILE.as_posix()}" in paths
     for entry in entries:
         assert sha256_of(out / entry.path) == entry.sha256
         assert (out / entry.path).stat().st_size == entry.bytes
@@ -243,6 +252,24 @@ def test_reexport_registers_only_this_exports_files(long_output, tmp_path):
     assert all("seed7" not in r.path for r in rows)
 
 
+def test_export_refuses_an_incomplete_output_naming_what_is_missing(long_output, tmp_path):
+    root, _ = long_output
+    partial = tmp_path / "partial"
+    shutil.copytree(root, partial)
+    (partial / CENTERS_FILE).unlink()
+    out = tmp_path / "out"
+    earlier = pretrained.export_set(root, "long", [0], out_root=out)
+    with pytest.raises(FileNotFoundError, match="val_locnet.txt: missing; run notebook 02"):
+        pretrained.export_set(partial, "long", [0], out_root=out)
+    (partial / "selfcomp" / "direct_seed0" / "summary.json").unlink()
+    with pytest.raises(FileNotFoundError, match="direct_seed0/summary.json: missing"):
+        pretrained.export_set(partial, "long", [0], out_root=out)
+    # A failed export keeps the set that was there, file for file.
+    assert sorted(p.name for p in out.iterdir()) == ["long"]
+    for entry in earlier:
+        assert sha256_of(out / entry.path) == entry.sha256
+
+
 def test_materialize_refreshes_on_any_changed_file_and_never_replaces_a_trained_run(
     shipped, long_output, tmp_path
 ):
@@ -300,3 +327,26 @@ def test_shipped_config_of_older_code_still_loads(shipped, tmp_path):
     ]
     run_dir = pretrained.materialize("long", "plain_seed0", tmp_path / "old", rows)
     assert pretrained.is_materialized(run_dir)
+
+
+@pytest.mark.skipif(not pretrained.registry(), reason="the package lists no shipped set")
+@pytest.mark.parametrize("name", ["attention_seed0", "plain_seed0"])
+def test_committed_weights_give_their_committed_predictions(name, tmp_path):
+    """The committed set is self-consistent: a shipped network, widened from float16 and run on
+    evenly spaced rendered test frames cropped at the set's LocNet centres, predicts what its
+    committed prediction file says for those frames (heatmap and regression decoding)."""
+    frames = 24
+    run_dir = pretrained.materialize(ablation.SHIPPED_SET, name, tmp_path / name)
+    model, config = load_model(run_dir)
+    centers = pretrained.fetch(pretrained.lookup(f"{ablation.SHIPPED_SET}/{CENTERS_FILE}"))
+    assert config.data.val is not None
+    spec = replace(config.data.val, num_frames=frames, centers=f"uvd:{centers}")
+    dataset = build_dataset(with_run_cache(config, run_dir), "val", spec)
+    predicted = predict(model, dataset)
+    indices = dataset.source.indices
+    shipped_file = pretrained.fetch(
+        pretrained.lookup(f"{ablation.SHIPPED_SET}/predictions/{name}.txt")
+    )
+    shipped = uvd_format.read_uvd(shipped_file, predicted.shape[1])[indices]
+    gap_mm = evaluate_uvd(predicted, shipped, spec.dataset, name=name).mean_error_mm
+    assert gap_mm < 0.3, f"{name}: {gap_mm:.3f} mm from its committed predictions"
