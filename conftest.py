@@ -3,23 +3,92 @@
 The published labels and predictions come the way a user gets them (`published.fetch`): from a
 local copy when one is configured (HANDPOSE_PUBLISHED_DIR, or `../shared/published` beside the
 checkout), otherwise downloaded once into the cache from HANDPOSE_PUBLISHED_URL (default: the
-pinned upstream) and verified by sha256. Nothing here requires a local copy.
+pinned upstream) and verified by sha256. Nothing here requires a local copy: offline with
+nothing cached, the unit tests that need the files are skipped with the reason (marker
+`published`), while the notebooks, which a user cannot run without them, fail.
 Figures written by notebooks under nbval go to a temporary folder, never to figures/.
+
+Markers (select with -m; `make test-fast` runs `not slow and not notebooks and not published`):
+    slow       seconds or more: subprocess trainings, paper-size networks, many small trainings
+    notebooks  starts a Jupyter kernel (nbval cells, papermill runs of the runner)
+    published  needs the published files (added to every test that uses `published_dir`)
+
+The notebooks under nbval run first in a session; a test that needs the outputs of a smoke run
+of every numbered notebook (`smoke_outputs`) reuses theirs instead of executing the notebooks
+a second time, and runs them once through the runner only when nbval did not.
+
+Under pytest-xdist (`make test`: -n auto) the scheduler below sends work by `test_group`: the
+notebooks and the tests of their outputs to one worker, in order (notebook 03 reads notebook
+02's LocNet centres from the run folder), every other module whole to one worker (its
+module-scoped fixtures are built once), and the long runner tests one by one. Each worker runs
+torch, and the kernels it starts, on one thread, so that the workers share the cores instead of
+oversubscribing them.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from handpose_lib import published
+from handpose_lib import published, reproduce
+
+try:  # the `test` extra has it; without it the suite runs in one process
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # pragma: no cover
+    LoadScopeScheduling = None
+
+MARKERS = {
+    "slow": "seconds or more: subprocess trainings, paper-size networks, many small trainings",
+    "notebooks": "starts a Jupyter kernel (nbval cells, papermill runs of the runner)",
+    "published": "needs the published files (local copy, cache or download)",
+}
+SESSION_STARTED = time.time()
+_notebook_reports: dict[str, list[bool]] = {}  # notebook file -> passed, per executed cell
+
+
+SMOKE_GROUP = "smoke-notebooks"
+# Tests that read the smoke run's outputs (fixture smoke_outputs): on the notebooks' worker.
+SMOKE_OUTPUT_TESTS = ("tests/test_readme_figures.py::test_smoke_run_produces_every_listed_output",)
+# Tests long enough to be scheduled one by one rather than with their module.
+ONE_BY_ONE = ("tests/test_real_data_route.py::test_runner_runs_the_notebooks_on_the_dataset_files",)
+
+
+def test_group(nodeid: str) -> str:
+    """The xdist work unit of a test, from its node id alone (the scheduler sees nothing else)."""
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb") or nodeid.startswith(SMOKE_OUTPUT_TESTS):
+        return SMOKE_GROUP
+    if nodeid.startswith(ONE_BY_ONE):
+        return nodeid
+    return path
+
+
+if LoadScopeScheduling is not None:
+
+    class GroupScheduling(LoadScopeScheduling):
+        """LoadScopeScheduling with `test_group` as the scope. (xdist_group markers with
+        --dist loadgroup would say the same, but pytest-xdist 3.8 cannot rename the items of
+        pytest 9, so they are ignored there.)"""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_xdist_make_scheduler(config, log):
+        return GroupScheduling(config, log)
 
 
 def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"  # kernels and subprocesses started from here
+        torch.set_num_threads(1)
     # Set before any kernel starts, so notebooks run by nbval inherit them.
     # An empty value counts as unset.
     defaults = {
@@ -33,15 +102,79 @@ def pytest_configure(config):
             os.environ[name] = value
 
 
+def _notebook_file(item: pytest.Item) -> str | None:
+    path = item.nodeid.split("::", 1)[0]
+    return path if path.endswith(".ipynb") else None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if _notebook_file(item):
+            item.add_marker(pytest.mark.notebooks)
+        if "published_dir" in fixtures:
+            item.add_marker(pytest.mark.published)
+        if "smoke_outputs" in fixtures and test_group(item.nodeid) != SMOKE_GROUP:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses smoke_outputs: list it in conftest.SMOKE_OUTPUT_TESTS"
+            )
+    # Notebook cells first (in their order), so that their outputs exist for smoke_outputs.
+    items.sort(key=lambda item: _notebook_file(item) is None)
+
+
+def pytest_runtest_logreport(report):
+    notebook = report.nodeid.split("::", 1)[0]
+    if notebook.endswith(".ipynb") and (report.when == "call" or report.failed):
+        _notebook_reports.setdefault(notebook, []).append(report.passed)
+
+
 @pytest.fixture(scope="session")
 def published_dir() -> Path:
     """A folder laid out like MANIFEST.tsv that holds every published file, all verified.
 
     The local copy when one is configured, else the download cache, filled on first use.
-    Without either (no copy, no network) the tests that need the files fail with the one-line
-    PublishedUnavailable message: they are part of what a user runs.
+    Without either (no copy, no network) the test is skipped with the one-line
+    PublishedUnavailable message as its reason.
     """
-    return published.fetch_all()
+    try:
+        return published.fetch_all()
+    except published.PublishedUnavailable as err:
+        pytest.skip(f"published files unavailable: {err}")
+
+
+@pytest.fixture(scope="session")
+def smoke_outputs(request, tmp_path_factory) -> list[Path]:
+    """The files that a smoke run of every numbered notebook wrote to its figures folder.
+
+    Those of this session's nbval run when it executed every numbered notebook and every cell
+    passed; otherwise a smoke run of the runner, once."""
+    expected = {f"notebooks/{p.name}" for p in reproduce.numbered_notebooks()}
+    collected: dict[str, int] = {}
+    for item in request.session.items:
+        notebook = _notebook_file(item)
+        if notebook:
+            collected[notebook] = collected.get(notebook, 0) + 1
+    nbval_ran = expected <= set(collected) and all(
+        len(_notebook_reports.get(nb, ())) == collected[nb] and all(_notebook_reports[nb])
+        for nb in expected
+    )
+    if nbval_ran:
+        folder = Path(os.environ["HANDPOSE_FIGURES_DIR"])
+        return sorted(
+            p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime >= SESSION_STARTED
+        )
+    base = tmp_path_factory.mktemp("smoke-run")
+    summary = reproduce.reproduce(profile="smoke", output=base / "run", figures=base / "figures")
+    return list(summary.written)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A test that changes torch's thread count does not change it for the tests after it."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

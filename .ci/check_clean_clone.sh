@@ -35,17 +35,34 @@ else
      | tar --null -T - -cf -) | tar -xf - -C "$CLONE"
 fi
 
-# The upstream's layout: every file under its upstream path.
+# The mirror's layout, that of raw.githubusercontent.com: every file under
+# <owner>/<repo>/<commit>/<path in that repository>, from the manifests (not from the registry
+# under test). MANIFEST.tsv's files are the evaluation kit's, at its pinned commit (README.md of
+# the copy); MORE_MANIFEST.tsv gives each file's full address, in several repositories.
 UPSTREAM="$WORK/upstream"
 python3 - "$PUBLISHED" "$UPSTREAM" <<'PY'
 import csv, shutil, sys
 from pathlib import Path
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+RAW = "https://raw.githubusercontent.com/"
+KIT = "xinghaochen/awesome-hand-pose-estimation/e297a6ea7fd557bd5701c97a3437c551c4b4fbce/"
+def serve(path, mirror_path):
+    target = dst / mirror_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / path, target)
 with open(src / "MANIFEST.tsv") as f:
     for row in csv.DictReader(f, delimiter="\t"):
-        target = dst / row["upstream_path"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / row["path"], target)
+        serve(row["path"], KIT + row["upstream_path"])
+with open(src / "MORE_MANIFEST.tsv") as f:
+    for row in csv.DictReader(f, delimiter="\t"):
+        assert row["url"].startswith(RAW), row["url"]
+        serve(row["path"], row["url"][len(RAW):])
+# A mirror serves the manifest too (tests/test_published.py compares the registry with it).
+shutil.copy(src / "MANIFEST.tsv", dst / "MANIFEST.tsv")
+shutil.copy(src / "MORE_MANIFEST.tsv", dst / "MORE_MANIFEST.tsv")
+files = [p for p in dst.rglob("*") if p.is_file() and p.parent != dst]
+print(f"mirror: {len(files)} files from {len({p.relative_to(dst).parts[:3] for p in files})} "
+      "repository commits")
 PY
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # Bounded: the server stops by itself after 3 hours even if this script is killed.

@@ -15,6 +15,7 @@ import argparse
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -73,7 +74,7 @@ def bench_one(
     name: str,
     net: torch.nn.Module,
     size: int,
-    loss_fn: Callable[[object, int], torch.Tensor],
+    loss_fn: Callable[[Any, int], torch.Tensor],
     device: torch.device,
     repeats: int,
     train_batch: int,
@@ -131,7 +132,7 @@ def run(sizes: list[str], device: torch.device, repeats: int, paper_train_batch:
         for variant in VARIANTS:
             cfg = replace(get_profile(size).posenet, variant=variant)
 
-            def loss_fn(out: object, batch: int, cfg: PoseNetConfig = cfg) -> torch.Tensor:
+            def loss_fn(out: Any, batch: int, cfg: PoseNetConfig = cfg) -> torch.Tensor:
                 return pose_loss(out, synthetic_targets(cfg, batch, device), cfg)[0]
 
             rows.append(
@@ -148,12 +149,16 @@ def run(sizes: list[str], device: torch.device, repeats: int, paper_train_batch:
             )
         loc_cfg = get_profile(size).locnet
         center = hand_center_target(torch.rand(32, 16, 3, device=device))
+
+        def loc_loss_fn(pred: Any, batch: int, center: torch.Tensor = center) -> torch.Tensor:
+            return location_loss(pred, center[:batch])
+
         rows.append(
             bench_one(
                 "locnet",
                 LocNet(loc_cfg),
                 loc_cfg.input_size,
-                lambda pred, batch, center=center: location_loss(pred, center[:batch]),
+                loc_loss_fn,
                 device,
                 repeats,
                 train_batch,

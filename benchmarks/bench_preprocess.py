@@ -15,13 +15,13 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # per-core numbers
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from handpose_lib.camera import ICVL  # noqa: E402
-from handpose_lib.datasets.frame import DepthFrame  # noqa: E402
-from handpose_lib.datasets.torch_dataset import HandPoseDataset  # noqa: E402
-from handpose_lib.preprocess import (  # noqa: E402
+from handpose_lib.camera import ICVL
+from handpose_lib.datasets.frame import DepthFrame
+from handpose_lib.datasets.torch_dataset import HandPoseDataset
+from handpose_lib.preprocess import (
     AugmentConfig,
     CropConfig,
     augment_crop,

@@ -32,6 +32,7 @@ def bench(profile: str, model: str, steps: int, val_frames: int, threads: int) -
     full_steps = len(build_source(config.data.train)) // config.train.batch_size
     val_spec = config.data.val
     full_val = len(build_source(val_spec)) if val_spec is not None else 0
+    assert val_spec is not None, f"profile {profile}: no validation source"
     short_val = replace(val_spec, kind="synthetic", num_frames=val_frames, seed=1)
     short = config.with_overrides(
         {

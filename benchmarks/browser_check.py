@@ -269,7 +269,7 @@ def check_notebook(driver, base_url: str, name: str, out_dir: Path, deadline: fl
     before = wait_until(lambda: picture(explorer), deadline, "the explorer's picture")
     driver.save_screenshot(str(out_dir / f"{stem}_page.png"))
     explorer.screenshot(str(out_dir / f"{stem}_explorer_before.png"))
-    after, moved = exercise_controls(driver, explorer, before, deadline)
+    _after, moved = exercise_controls(driver, explorer, before, deadline)
     time.sleep(1.0)  # let the new picture finish layout before the screenshot
     explorer.screenshot(str(out_dir / f"{stem}_explorer_after.png"))
     return (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ from handpose_lib.models import PoseNet, PoseNetConfig, pose_loss
 from handpose_lib.preprocess import AugmentConfig, CropConfig
 
 KEYS = ("image", "heatmaps", "depth", "uvd_crop")
-TINY = {
+TINY: dict[str, Any] = {
     "input_size": 32,
     "heatmap_size": 16,
     "channels": 8,
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     net = PoseNet(config).to(device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    net = net.to(memory_format=memory_format)
+    net = net.to(memory_format=memory_format)  # type: ignore[call-overload]  # not in the stubs
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-5)
     amp = device.type == "cuda" and not args.no_amp
     scaler = torch.amp.GradScaler(device.type, enabled=amp)

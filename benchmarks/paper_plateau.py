@@ -66,7 +66,8 @@ def run(args: argparse.Namespace, reduction: str, dataset: HandPoseDataset) -> l
         drop_last=True,
         generator=torch.Generator().manual_seed(args.seed),
     )
-    history, step, epoch, started = [], 0, 0, time.perf_counter()
+    history: list[dict[str, float]] = []
+    step, epoch, started = 0, 0, time.perf_counter()
     print(f"\n== det_reduction {reduction!r}, width {args.width}, input {args.input_size}")
     print("step     lr  det_0     det_1     reg      det_1/zero  peak   s")
     while step < args.steps:

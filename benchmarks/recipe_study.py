@@ -115,7 +115,7 @@ def train_lever(name: str, out_dir: Path, args: argparse.Namespace) -> tuple[Pat
     if summary.is_file():
         print(f"[{name}] finished run found, not retrained", flush=True)
         return run_dir, float(timing.read_text()) if timing.is_file() else math.nan
-    common = budget_overrides(args.steps) + ["data.val=null"]
+    common = [*budget_overrides(args.steps), "data.val=null"]
     if args.frames:
         common.append(f"data.train.num_frames={args.frames}")
     sets = common + sets
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         sets = " ".join(LEVERS[name][0] + LEVERS[name][1])
         decodings = DECODINGS if name == "baseline" and not args.no_decodings else {"": {}}
         for label, fields in decodings.items():
-            model.config = replace(config.model, **fields)
+            model.config = replace(config.model, **fields)  # type: ignore[assignment,arg-type]
             row = {"change": label or name, "train wall time (s)": wall, "overrides": sets}
             row.update(evaluate(model, datasets[key]))
             rows.append(row)

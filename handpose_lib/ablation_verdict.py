@@ -13,6 +13,7 @@ and data order. Training and reusing the runs is `ablation`'s.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -227,7 +228,7 @@ def ordering_verdict(results_by_variant: Mapping[str, Sequence[MethodResult]]) -
     if len(order) < 2:
         raise ValueError(f"an ordering needs at least two variants, got {order}")
     per_seed = {v: [r.mean_error_mm for r in results_by_variant[v]] for v in order}
-    neighbours = list(zip(order, order[1:], strict=False))
+    neighbours = list(itertools.pairwise(order))
     others = [(a, b) for i, a in enumerate(order) for b in order[i + 2 :]]
     pairs = tuple(compare_pair(a, per_seed[a], b, per_seed[b]) for a, b in neighbours + others)
     adjacent = [p.status for p in pairs[: len(neighbours)]]

@@ -9,12 +9,34 @@ considered as valid"). Their loaders (`src/data/ICVL/data.lua`, `src/data/NYU/da
 line i as the centre of frame i, split on spaces, and skip `invalid` frames.
 
 Where the centres come from and what they locate. The V2V README says they are "obtained by
-training the hand center estimation network from DeepPrior++": DeepPrior++'s refinement
-(`src/main_nyu_com_refine.py`, `src/data/importers.py`) regresses one joint, `crop_joint_idx`:
-the Palm (ICVL joint 0; NYU joint 13 of the 14 evaluated, label 32). So a community centre is
-an estimate of the palm joint, not of the joint centroid that this package's localization
-network predicts (`preprocess.joints_center`); `evaluate_centers` reports the error against
-either reference (`reference="centroid"` or `"palm"`).
+training the hand center estimation network from DeepPrior++", whose refinement
+(`src/main_nyu_com_refine.py`, `src/data/importers.py`) regresses the joint `crop_joint_idx`,
+the Palm (ICVL joint 0; NYU joint 13 of the 14 evaluated, label 32). The files themselves do
+not bear out "an estimate of the palm joint". Measured on the published test labels
+(`evaluate_centers`, package intrinsics, the 3D distance of each frame's centre to the
+reference, mean and median over every frame; none is `invalid`):
+
+    file (registered, `registered_centers`)       joint centroid        palm joint
+    NYU  center_test_refined.txt (8252, xyz mm)   21.24 mm (med 19.81)  31.14 mm (med 30.36)
+    ICVL icvl_center_test.mat    (1596, uvd)      13.33 mm (med 11.23)  44.32 mm (med 46.13)
+
+No single joint is closer than the centroid (the nearest, NYU's palm, is 31.1 mm away). On
+average the centres lie 9 to 11 mm farther from the camera than the joint centroid (mean
+offset, centre minus centroid: NYU (-2.9, -8.8, +11.0) mm, ICVL (-4.1, +4.8, +8.7) mm). So
+they locate a point near the joint centroid, the target of this package's localization network
+(`preprocess.joints_center`), to within about 10 to 20 mm, not the palm joint.
+`evaluate_centers` reports the error against either reference (`reference="centroid"` or
+`"palm"`); compare centre sources against the centroid. (The ICVL numbers change by under
+0.1 mm with the kit's 240.99 / 240.96 intrinsics; the NYU training file has no published
+labels here to measure against.)
+
+Registered centre files. The package registry (`published`, kind "centers") holds V2V-PoseNet's
+refined centres as other projects ship them: NYU train and test (`x y z` mm, from AWR's
+repository) and ICVL test (A2J's MATLAB file, variable `centre_pixel`, (1596, 1, 3), `u v d`);
+there is none for ICVL training. `registered_centers(dataset, split, source="v2v")` fetches one
+(verified by sha256) and returns it as the file holds it (`RegisteredCenters`: (N, 3) values,
+`space` "xyz" or "uvd"), with `uvd(camera)`, `xyz_mm(camera)` and `as_center_file(camera)` for
+the crop code (`resolve_centers`) and the scoring (`evaluate_center_file`).
 
 Camera space. x and y follow the dataset's own 3D convention, as V2V's pixel2world does: ICVL
 y grows downward (`(y - imgHeight/2) * z / fy`), NYU y grows upward (`(imgHeight/2 - y) * z /
@@ -35,8 +57,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
-from handpose_lib import conventions
+from handpose_lib import conventions, published
 from handpose_lib.camera import Camera
 from handpose_lib.uvd_format import FormatError
 
@@ -44,6 +67,8 @@ INVALID = "invalid"
 TRAIN_FILE = "center_train_refined.txt"
 TEST_FILE = "center_test_refined.txt"
 WITHIN_MM: tuple[float, ...] = (10.0, 20.0, 30.0)
+# A2J's ICVL centre file: MATLAB variable holding (N, 1, 3) u v d.
+MAT_VARIABLE = "centre_pixel"
 
 
 @dataclass(frozen=True)
@@ -209,12 +234,34 @@ def reference_centers_xyz(joints_uvd: np.ndarray, camera: Camera, reference: str
 @dataclass(frozen=True)
 class CenterErrors:
     """3D distances (mm) of valid centres from the reference; `within` maps a threshold (mm) to
-    the share of valid frames closer than it."""
+    the share of valid frames closer than it.
+
+    The mean distance mixes two things a crop treats differently: the bias (how far the
+    average centre sits from the reference: a constant shift, which a network trained on
+    crops placed the same way learns to undo) and the spread (how much the offset varies from
+    frame to frame: what the paper's localization network is there to reduce, since a
+    varying shift moves the hand within the cube unpredictably)."""
 
     errors_mm: np.ndarray  # (V,) over valid frames
     frames: int
     invalid: int
     reference: str
+    offsets_mm: np.ndarray | None = None  # (V, 3) centre - reference, camera mm
+
+    @property
+    def bias_mm(self) -> float:
+        """Length of the mean offset vector (mm)."""
+        if self.offsets_mm is None or not len(self.offsets_mm):
+            return math.nan
+        return float(np.linalg.norm(self.offsets_mm.mean(axis=0)))
+
+    @property
+    def spread_mm(self) -> float:
+        """RMS distance of the offsets from their mean (mm): the frame-to-frame variation."""
+        if self.offsets_mm is None or not len(self.offsets_mm):
+            return math.nan
+        scatter = self.offsets_mm - self.offsets_mm.mean(axis=0)
+        return float(np.sqrt((scatter**2).sum(axis=1).mean()))
 
     @property
     def mean_mm(self) -> float:
@@ -235,6 +282,8 @@ class CenterErrors:
             "reference": self.reference,
             "mean (mm)": self.mean_mm,
             "median (mm)": self.median_mm,
+            "bias (mm)": self.bias_mm,
+            "spread (mm)": self.spread_mm,
         }
         out.update({f"within {t:g} mm": self.within(t) for t in thresholds_mm})
         return out
@@ -260,8 +309,9 @@ def evaluate_centers(
     if valid is not None:
         mask &= np.asarray(valid, dtype=bool)
     ref = reference_centers_xyz(joints_uvd, camera, reference, dataset)
-    errors = np.linalg.norm(xyz_mm[mask] - ref[mask], axis=1)
-    return CenterErrors(errors, len(xyz_mm), int((~mask).sum()), reference)
+    offsets = xyz_mm[mask] - ref[mask]
+    errors = np.linalg.norm(offsets, axis=1)
+    return CenterErrors(errors, len(xyz_mm), int((~mask).sum()), reference, offsets)
 
 
 def evaluate_center_file(
@@ -275,3 +325,146 @@ def evaluate_center_file(
     return evaluate_centers(
         centers.xyz_mm, joints_uvd, dataset, camera, reference, valid=centers.valid
     )
+
+
+# --- registered centre files ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisteredCenters:
+    """A registered centre file as it holds its centres.
+
+    values: (N, 3), `space` "xyz" (camera-space mm, the dataset's y direction) or "uvd" (u, v
+    pixels of the full image, d mm); NaN rows where the file says `invalid`. valid: (N,) bool.
+    `description` is the registry's method and note (what the file is and who ships it).
+    """
+
+    path: str
+    dataset: str
+    split: str
+    source: str
+    space: str
+    values: np.ndarray
+    valid: np.ndarray
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def xyz_mm(self, camera: Camera) -> np.ndarray:
+        """(N, 3) camera-space mm (NaN where invalid)."""
+        if self.space == "xyz":
+            return self.values.copy()
+        out = np.full(self.values.shape, np.nan)
+        out[self.valid] = camera.uvd_to_xyz(self.values[self.valid])
+        return out
+
+    def uvd(self, camera: Camera) -> np.ndarray:
+        """(N, 3) image uvd crop centres (NaN where invalid)."""
+        if self.space == "uvd":
+            return self.values.copy()
+        return centers_to_uvd(self.values, camera)
+
+    def as_center_file(self, camera: Camera) -> CenterFile:
+        """The centres as `read_center_file` gives them (camera-space mm), for
+        `resolve_centers` and `evaluate_center_file`."""
+        return CenterFile(self.path, self.xyz_mm(camera), self.valid.copy())
+
+
+def available_centers() -> list[tuple[str, str, str]]:
+    """(dataset, split, source) of every registered centre file, in registry order."""
+    return [(e.dataset, e.split, e.center_source) for e in published.center_entries()]
+
+
+def registered_centers(
+    dataset: str,
+    split: str,
+    source: str = "v2v",
+    local_dir: str | os.PathLike | None = None,
+) -> RegisteredCenters:
+    """The registered centre file of `source` for a split ("train" or "test") of `dataset`,
+    fetched and verified like every published file (`published.fetch`) and read with its
+    frame count checked. ValueError names the registered alternatives when there is none
+    (e.g. ICVL "train": no community file is registered)."""
+    matches = [
+        e
+        for e in published.center_entries(dataset)
+        if e.split == split and e.center_source == source
+    ]
+    if not matches:
+        known = ", ".join(f"{d} {s} (source {src!r})" for d, s, src in available_centers())
+        raise ValueError(
+            f"no registered centre file for {dataset} {split} from source {source!r}; "
+            f"registered: {known}"
+        )
+    (entry,) = matches
+    return read_registered_centers(entry, local_dir=local_dir)
+
+
+def read_registered_centers(
+    entry: published.PublishedFile | str, local_dir: str | os.PathLike | None = None
+) -> RegisteredCenters:
+    """Fetch (verified) and read one registered centre file, by entry or registry name.
+
+    The format follows the file's suffix: `.txt` is the V2V-PoseNet text format (`x y z` mm
+    or `invalid` per line, `read_center_file`), `.mat` A2J's MATLAB file (variable
+    `centre_pixel`, (N, 1, 3) or (N, 3), `u v d`). Either way the frame count must be the
+    split's; errors name the file (and line or variable).
+    """
+    if isinstance(entry, str):
+        entry = published.lookup(entry)
+    if entry.kind != "centers":
+        raise ValueError(f"{entry.path} is a {entry.kind} file, not a centre file")
+    path = published.fetch(entry, local_dir=local_dir)
+    frames = conventions.split_frames(entry.dataset, entry.split)
+    if path.suffix == ".mat":
+        space, uvd = "uvd", read_mat_centers(path, frames)
+        values, valid = uvd, np.ones(len(uvd), dtype=bool)
+    else:
+        space, read = "xyz", read_center_file(path, frames)
+        values, valid = read.xyz_mm, read.valid
+    description = f"{entry.method}; {entry.note}" if entry.note else entry.method
+    return RegisteredCenters(
+        path=str(path),
+        dataset=entry.dataset,
+        split=entry.split,
+        source=entry.center_source,
+        space=space,
+        values=values,
+        valid=valid,
+        description=description,
+    )
+
+
+def read_mat_centers(path: str | os.PathLike, expected_frames: int | None = None) -> np.ndarray:
+    """(N, 3) u v d centres from a MATLAB file holding `centre_pixel` (N, 1, 3) or (N, 3), as
+    A2J ships V2V-PoseNet's ICVL centres. Every value must be finite and every d > 0 mm."""
+    path = Path(path)
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as err:  # scipy raises several types for a non-.mat or damaged file
+        raise FormatError(f"{path}: not a readable MATLAB .mat file ({err})") from err
+    if MAT_VARIABLE not in mat:
+        found = sorted(k for k in mat if not k.startswith("__"))
+        raise FormatError(f"{path}: no variable {MAT_VARIABLE!r} (found {found})")
+    raw = np.asarray(mat[MAT_VARIABLE])
+    if raw.ndim not in (2, 3) or raw.shape[-1] != 3 or raw.size != 3 * raw.shape[0]:
+        raise FormatError(
+            f"{path}: {MAT_VARIABLE} has shape {raw.shape}, expected (N, 1, 3) or (N, 3) u v d"
+        )
+    try:
+        uvd = raw.reshape(-1, 3).astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise FormatError(f"{path}: {MAT_VARIABLE} is not numeric ({err})") from None
+    bad = np.flatnonzero(~np.all(np.isfinite(uvd), axis=1) | (uvd[:, 2] <= 0))
+    if bad.size:
+        raise FormatError(
+            f"{path}: {MAT_VARIABLE}[{bad[0]}] = {uvd[bad[0]].tolist()}: expected finite u v "
+            f"and d > 0 mm ({bad.size} such rows)"
+        )
+    if expected_frames is not None and len(uvd) != expected_frames:
+        raise FormatError(
+            f"{path}: {len(uvd)} centres in {MAT_VARIABLE}, expected {expected_frames} "
+            "(one per frame of the split)"
+        )
+    return uvd

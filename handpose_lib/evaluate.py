@@ -156,7 +156,8 @@ def evaluate_published(
 
 def format_table(results: list[MethodResult], dataset: str) -> str:
     """A readable text table: one row per result, mean and per-joint errors (mm)."""
-    import pandas as pd
+    # Imported here: only the text table needs pandas, and the CLI starts faster without it.
+    import pandas as pd  # noqa: PLC0415
 
     names = JOINT_NAMES[dataset]
     rows = []

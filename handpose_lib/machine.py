@@ -7,6 +7,7 @@ are stated for a slow machine (`REFERENCE_GFLOPS`).
 
 from __future__ import annotations
 
+import functools
 import time
 
 import torch
@@ -30,6 +31,17 @@ def matmul_gflops(device: torch.device | str = "cpu", repeats: int = 8) -> float
         _synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def cached_matmul_gflops(device: torch.device | str = "cpu") -> float:
+    """`matmul_gflops(device)` measured once per process and thread count: the runner states
+    the rate beside its times, and measuring it costs about a TFLOP (3-10 s on a CPU)."""
+    return _cached_rate(str(torch.device(device)), torch.get_num_threads())
+
+
+@functools.cache
+def _cached_rate(device: str, threads: int) -> float:
+    return matmul_gflops(device)
 
 
 def at_reference_rate(seconds: float, gflops: float) -> float:

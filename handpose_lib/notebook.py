@@ -28,13 +28,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from handpose_lib import ablation, evaluate, floors, metrics, paths, plots, uvd_format
+from handpose_lib import ablation, center_files, evaluate, floors, metrics, paths, plots, uvd_format
 from handpose_lib.camera import camera_for
+from handpose_lib.center_files import CenterFile
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.preprocess import CropConfig
 from handpose_lib.profiles import DATA_CHOICES, Profile, resolve_profile
-from handpose_lib.training.config import RunConfig, SourceSpec
-from handpose_lib.training.data import centers_option
+from handpose_lib.training.config import CENTER_REGISTRY, RunConfig, SourceSpec, center_kind
+from handpose_lib.training.data import centers_option, registry_split
 from handpose_lib.training.inference import evaluate_run
 
 # The crop centres every pose result is evaluated at -> prediction subfolder: three always, a
@@ -106,7 +107,8 @@ class Session:
     figures_dir: where figures and tables go.
     headless:    no widgets (runner, tests).
     centers:     a community centre file of the validation frames (x y z mm or `invalid` per
-                 line, e.g. V2V-PoseNet's center_test_refined.txt), or "" for none.
+                 line, e.g. V2V-PoseNet's center_test_refined.txt), "registry:SOURCE" for a
+                 registered one, or "" for none.
     written:     every file the notebook wrote, in order (`report()` lists them).
     """
 
@@ -149,6 +151,37 @@ class Session:
         if model != "locnet":
             overrides["data.val.centers"] = self.val_centers
         return config.with_overrides(overrides) if overrides else config
+
+    def centre_sources(self, val: SourceSpec) -> tuple[dict[str, CenterFile], str]:
+        """Community centre files for the validation frames `val`, label -> CenterFile, and a
+        line saying what was included: V2V-PoseNet's registered centres where the frames are
+        an ICVL / NYU split or the rendered ICVL test poses (the same frames as the published
+        ICVL test set), and CENTERS when given. Each file covers its whole split: pick the
+        validation frames' lines with their indices (`compare_center_sources`)."""
+        camera = camera_for(self.layout)
+        found: dict[str, CenterFile] = {}
+        try:
+            dataset, split = registry_split(val)
+        except ValueError:
+            said = f"no registered centre file for {val.kind!r} validation frames"
+        else:
+            registered = center_files.registered_centers(dataset, split, source="v2v")
+            found[f"V2V-PoseNet centres ({dataset} {split}, registry)"] = registered.as_center_file(
+                camera
+            )
+            said = f"registered centres: {registered.path}"
+        if self.centers:
+            kind, value = center_kind(centers_option(self.centers))
+            if kind == CENTER_REGISTRY:
+                dataset, split = registry_split(replace(val, centers=self.centers))
+                found[f"CENTERS ({self.centers})"] = center_files.registered_centers(
+                    dataset, split, source=str(value)
+                ).as_center_file(camera)
+            else:
+                found[f"CENTERS ({Path(str(value)).name})"] = center_files.read_center_file(
+                    str(value)
+                )
+        return found, said
 
     def centre_specs(self, config: RunConfig) -> dict[str, SourceSpec]:
         """The run's validation frames cropped at each of the three centres (LocNet only

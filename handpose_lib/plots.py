@@ -1,5 +1,6 @@
-"""Charts of the package: the panel types of Fig. 3, seed bands, training curves, centre
-errors, and `save_figure`, the one way every notebook writes a figure.
+"""Charts of the package: the panel types of Fig. 3, seed bands, the leaderboard's progress by
+year and top-methods panels, training curves, centre errors, and `save_figure`, the one way
+every notebook writes a figure.
 
 Upper panels of Fig. 3: per-joint mean error as grouped bars (plus the overall mean). Lower
 panels: success-rate curves over distance thresholds. Methods are told apart by hatching,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from itertools import cycle, islice
+from itertools import cycle, islice, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from handpose_lib import metrics
 from handpose_lib.evaluate import MethodResult
@@ -230,6 +233,287 @@ def success_figure(
     ax.set_title(title, fontsize=10)
     legend_outside(ax)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Leaderboard: the field's progress by year, and the top methods' Fig. 3 style panels
+
+MAX_TOP_CURVES = 5  # curves per top-methods panel; the other methods' numbers are in the table
+PAPER_STYLE: dict[str, Any] = {
+    "color": "tab:red",
+    "marker": "*",
+    "s": 170,
+    "edgecolors": "white",
+    "linewidths": 0.6,
+    "zorder": 5,
+}
+_POINT_SIZE = 30  # scatter marker area (points^2) of a method
+# Where a label may go, (dx, dy) in points from its point, tried in turn: beside it first,
+# then above / below, then the same directions further out (with a leader line).
+_LABEL_DIRECTIONS = ((7, 0), (-7, 0), (5, 7), (-5, 7), (5, -7), (-5, -7), (0, 10), (0, -10))
+_LABEL_OFFSETS = [(dx * r, dy * r) for r in range(1, 9) for dx, dy in _LABEL_DIRECTIONS]
+
+
+def leaderboard_by_year_figure(boards: Mapping[str, pd.DataFrame], title: str = "") -> Figure:
+    """Mean error against year, one panel per dataset (key: "icvl", "nyu"; value: its
+    `tables.leaderboard`): every method with a year is a point (hollow when it was evaluated on
+    a test subset only), the paper's printed row a red star, and a dashed step line the best so
+    far (over the full-test-set rows, the paper's included). Points of one year are spread
+    sideways in order of error. The best method of each year and the paper are labelled with
+    their mean error, each label placed clear of the other labels, the points and the line."""
+    fig, axes = plt.subplots(1, len(boards), figsize=(7.2 * len(boards), 5.8), squeeze=False)
+    # A fixed layout: the labels are placed in display space, so the axes must not move after
+    # (saving with bbox_inches="tight" only crops).
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.9, bottom=0.18, wspace=0.15)
+    for ax, (dataset, board) in zip(axes[0], boards.items(), strict=True):
+        _plot_by_year(ax, board)
+        methods = int((~board["paper"].astype(bool)).sum())
+        ax.set_title(f"{dataset.upper()}: {methods} registered methods and the paper", fontsize=10)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    for ax, board in zip(axes[0], boards.values(), strict=True):
+        _label_by_year(fig, ax, board)
+    return fig
+
+
+def year_positions(board: pd.DataFrame) -> pd.Series:
+    """x of each row of `board` with a year: the year, spread by up to +-0.3 among the rows of
+    the same year in order of mean error (NaN for rows without a year)."""
+    x = pd.Series(np.nan, index=board.index)
+    dated = board[board["year"].notna()]
+    for year, group in dated.groupby("year"):
+        order = group.sort_values("mean error (mm)", kind="stable").index
+        step = min(0.1, 0.6 / max(len(order) - 1, 1))
+        x[order] = int(str(year)) + (np.arange(len(order)) - (len(order) - 1) / 2) * step
+    return x
+
+
+def best_so_far(board: pd.DataFrame) -> pd.Series:
+    """Best mean error up to each year (index: every year from the first to the last), over
+    the rows on the full test set, the paper's printed row included."""
+    ranked = board[(board["test subset"] == "all") & board["year"].notna()]
+    by_year = ranked.groupby("year")["mean error (mm)"].min()
+    years = range(int(by_year.index.min()), int(by_year.index.max()) + 1)
+    return by_year.reindex(years).cummin().ffill()
+
+
+def by_year_labelled(board: pd.DataFrame) -> list[int]:
+    """Index labels of the rows `leaderboard_by_year_figure` labels, in the order they are
+    placed: the paper's row, then the best method of each year (the paper's row aside)."""
+    dated = board[board["year"].notna() & ~board["paper"].astype(bool)]
+    best = dated.loc[dated.groupby("year")["mean error (mm)"].idxmin()].index
+    return [*board.index[board["paper"].astype(bool)], *best]
+
+
+def _plot_by_year(ax: Axes, board: pd.DataFrame) -> None:
+    x = year_positions(board)
+    y = board["mean error (mm)"].astype(float)
+    paper = board["paper"].astype(bool)
+    partial = board["test subset"] != "all"
+    full = ~paper & ~partial & x.notna()
+    ax.scatter(
+        x[full], y[full], s=_POINT_SIZE, color="tab:blue", zorder=3, label="method (recomputed)"
+    )
+    ax.scatter(
+        x[partial & x.notna()],
+        y[partial & x.notna()],
+        s=_POINT_SIZE,
+        facecolors="none",
+        edgecolors="tab:blue",
+        zorder=3,
+        label="method, on a test subset only",
+    )
+    ax.scatter(x[paper], y[paper], label="Ours (paper), as printed", **PAPER_STYLE)
+    best = best_so_far(board)
+    years = best.index.to_numpy()
+    ax.step(
+        [*(years - 0.5), years[-1] + 0.5],
+        [*best, best.iloc[-1]],
+        where="post",
+        color="grey",
+        linewidth=1.1,
+        linestyle="--",
+        zorder=2,
+        label="best so far",
+    )
+    ax.set_xlim(years[0] - 0.8, years[-1] + 0.8)
+    ax.set_ylim(max(0.0, float(y.min()) - 2.0), float(y.max()) + 1.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="year (points of one year spread sideways)", ylabel="mean 3D joint error (mm)")
+    ax.grid(True, alpha=0.4)
+
+
+def _label_by_year(fig: Figure, ax: Axes, board: pd.DataFrame) -> None:
+    x, y = year_positions(board), board["mean error (mm)"].astype(float)
+    px = fig.dpi / 72  # display pixels per point
+    obstacles = []
+    for i in board.index[x.notna()]:
+        half = (np.sqrt(PAPER_STYLE["s"] if board.loc[i, "paper"] else _POINT_SIZE) / 2 + 1) * px
+        obstacles.append(_box(ax.transData.transform((x[i], y[i])), half))
+    lines = []  # the best-so-far steps, as thin boxes along each segment
+    for line in ax.get_lines():
+        xy = ax.transData.transform(line.get_xydata())
+        lines += [Bbox([a, b]).padded(1.5 * px) for a, b in _step_segments(xy)]
+    texts, anchors, styles = [], [], []
+    for i in by_year_labelled(board):
+        row = board.loc[i]
+        subset = "" if row["test subset"] == "all" else f" ({row['test subset']})"
+        texts.append(f"{row['method']}{subset} {row['mean error (mm)']:.2f}")
+        anchors.append((x[i], y[i]))
+        styles.append({"color": "tab:red", "fontweight": "bold"} if row["paper"] else {})
+    place_labels(fig, ax, anchors, texts, obstacles, styles, crossable=lines)
+
+
+def _step_segments(xy: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The horizontal and vertical segments of a `where="post"` step line through `xy`."""
+    segments = []
+    for (x0, y0), (x1, y1) in pairwise(xy):
+        segments += [
+            (np.array([x0, y0]), np.array([x1, y0])),
+            (np.array([x1, y0]), np.array([x1, y1])),
+        ]
+    return segments
+
+
+def place_labels(
+    fig: Figure,
+    ax: Axes,
+    anchors: Sequence[tuple[float, float]],
+    texts: Sequence[str],
+    obstacles: Sequence[Bbox] = (),
+    styles: Sequence[Mapping[str, Any]] | None = None,
+    fontsize: float = 7,
+    crossable: Sequence[Bbox] = (),
+) -> list[Any]:
+    """Annotate each anchor (data coordinates) with its text at the first offset of
+    `_LABEL_OFFSETS` where the label stays inside the axes and clear of `obstacles` (display
+    boxes: markers), of `crossable` (lines) and of the labels placed before it. Where none is
+    clear, at the offset of least cost: 10 per marker or label overlapped and per other
+    marker a leader line passes, 1 per line crossed, 0.3 per ring of offsets further out (so a
+    label crosses a line rather than going four rings out). Labels beyond the first ring of
+    offsets get a leader line. The axes must be at their final size and limits. Returns the
+    annotations."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    inside = ax.get_window_extent(renderer)
+    taken = list(obstacles)
+    placed = []
+    for k, (anchor, text) in enumerate(zip(anchors, texts, strict=True)):
+        style = dict(styles[k]) if styles else {}
+        point = ax.transData.transform(anchor)
+        others = [box for box in obstacles if not box.contains(*point)]
+        best: tuple[float, int] | None = None
+        for j, (dx, dy) in enumerate(_LABEL_OFFSETS):
+            note = _annotate(ax, anchor, text, dx, dy, j, fontsize, style)
+            extent = _text_extent(note, renderer)
+            note.remove()
+            ring_cost = 0.3 * (j // len(_LABEL_DIRECTIONS))  # further out: a little worse
+            cost = ring_cost + 10.0 * sum(extent.overlaps(box) for box in taken)
+            cost += sum(extent.overlaps(box) for box in crossable)
+            cost += 0 if _contains(inside, extent) else 1000
+            if j >= len(_LABEL_DIRECTIONS):  # the leader line, from the point to the text
+                end = np.clip(point, [extent.x0, extent.y0], [extent.x1, extent.y1])
+                along = point + np.linspace(0, 1, 12)[:, None] * (end - point)
+                cost += 10.0 * sum(any(box.contains(*xy) for xy in along) for box in others)
+            if best is None or cost < best[0]:
+                best = (cost, j)
+            if cost == ring_cost:  # clear: no later offset can do better
+                break
+        assert best is not None
+        dx, dy = _LABEL_OFFSETS[best[1]]
+        note = _annotate(ax, anchor, text, dx, dy, best[1], fontsize, style)
+        taken.append(_text_extent(note, renderer))
+        placed.append(note)
+    return placed
+
+
+def _text_extent(note: Any, renderer: Any) -> Bbox:
+    """The box of an annotation's text alone (`Annotation.get_window_extent` includes the
+    leader line, which always reaches the point)."""
+    note.update_positions(renderer)
+    return Text.get_window_extent(note, renderer)
+
+
+def _annotate(
+    ax: Axes,
+    anchor: tuple[float, float],
+    text: str,
+    dx: float,
+    dy: float,
+    j: int,
+    fontsize: float,
+    style: Mapping[str, Any],
+) -> Any:
+    far = j >= len(_LABEL_DIRECTIONS)
+    return ax.annotate(
+        text,
+        anchor,
+        xytext=(dx, dy),
+        textcoords="offset points",
+        ha="left" if dx > 0 else "right" if dx < 0 else "center",
+        va="center" if dy == 0 else "bottom" if dy > 0 else "top",
+        fontsize=fontsize,
+        arrowprops={"arrowstyle": "-", "color": "dimgrey", "lw": 0.6} if far else None,
+        zorder=6,
+        **style,
+    )
+
+
+def _box(center: np.ndarray, half: float) -> Bbox:
+    return Bbox.from_extents(center[0] - half, center[1] - half, center[0] + half, center[1] + half)
+
+
+def _contains(outer: Bbox, inner: Bbox) -> bool:
+    return bool(
+        outer.x0 <= inner.x0
+        and inner.x1 <= outer.x1
+        and outer.y0 <= inner.y0
+        and inner.y1 <= outer.y1
+    )
+
+
+def top_methods_figures(
+    results: Sequence[MethodResult],
+    joint_names: Sequence[str],
+    title: str = "",
+    paper_mm: float | None = None,
+    thresholds_mm: Sequence[float] = (20.0, 40.0),
+) -> tuple[Figure, Figure]:
+    """Fig. 3 style panels of a few top methods (at most MAX_TOP_CURVES): per-joint mean error
+    with, if given, the paper's printed mean as a red mark over the "Mean" group (it published
+    no per-joint errors), and the success-frame curves with the leaderboard's thresholds
+    (`thresholds_mm`) as dotted vertical lines."""
+    if not results or len(results) > MAX_TOP_CURVES:
+        raise ValueError(f"top_methods_figures: 1 to {MAX_TOP_CURVES} methods, got {len(results)}")
+    per_joint = per_joint_figure(results, joint_names, f"{title}: per-joint mean error")
+    if paper_mm is not None:
+        ax = per_joint.axes[0]
+        mean_x = len(joint_names)
+        ax.hlines(
+            paper_mm,
+            mean_x - 0.45,
+            mean_x + 0.45,
+            color=PAPER_STYLE["color"],
+            linewidth=2,
+            zorder=4,
+            label=f"Ours (paper), as printed: {paper_mm:.3f} mm (mean only)",
+        )
+        handles, labels = ax.get_legend_handles_labels()
+        order = sorted(range(len(labels)), key=lambda k: labels[k].startswith("Ours (paper)"))
+        ax.legend(
+            [handles[k] for k in order],
+            [labels[k] for k in order],
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0,
+        )
+    success = success_figure(results, "max", f"{title}: success frames")
+    ax = success.axes[0]
+    for threshold in thresholds_mm:
+        ax.axvline(threshold, color="grey", linestyle=":", linewidth=1, label="_threshold")
+    return per_joint, success
 
 
 # --------------------------------------------------------------------------------------------

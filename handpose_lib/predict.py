@@ -205,7 +205,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--centers",
         help="crop centres of the predicted frames: com, joints, a community centre file "
-        "(x y z mm or 'invalid' per frame; invalid frames use the CoM) or uvd:FILE "
+        "(x y z mm or 'invalid' per frame; invalid frames use the CoM), registry:v2v "
+        "(V2V-PoseNet's registered centres of the split) or uvd:FILE "
         "(default: com for --source, else the run's validation centres)",
     )
     parser.add_argument(

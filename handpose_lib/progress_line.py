@@ -92,7 +92,7 @@ def format_progress(
 
 def count_executed_cells(notebook: Path, parameters: dict[str, object]) -> int:
     """Code cells papermill will run: the non-empty ones, plus its injected parameters cell."""
-    import nbformat
+    import nbformat  # noqa: PLC0415 (the notebooks extra; see reproduce.declared_parameters)
 
     nb = nbformat.read(notebook, as_version=4)
     code = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())

@@ -1,21 +1,47 @@
-"""Published ICVL / NYU test labels and earlier methods' predictions.
+"""Published ICVL / NYU test labels, earlier methods' predictions and community hand centres.
 
-Every file is listed in `published_registry.tsv` (shipped with the package) with its
-sha256, size and upstream path in xinghaochen/awesome-hand-pose-estimation at a pinned
-commit. `fetch` returns a verified copy of one file:
+Every file is listed in `published_registry.tsv` (shipped with the package) with its sha256 and
+size, and with its own pinned upstream address: the GitHub repository that published it
+(`repository`, "owner/name"), the commit (`commit`, 40 hex digits) and the file's path in that
+repository at that commit (`upstream_path`). The files come from several repositories: the
+labels and most predictions from the evaluation kit xinghaochen/awesome-hand-pose-estimation
+(`UPSTREAM_REPO` at `UPSTREAM_COMMIT`, the 40 files of MANIFEST.tsv and 6 of MORE_MANIFEST.tsv),
+the others from the methods' own repositories (A2J, AWR, HandFold, handpose-virtualview,
+MURAUER; MORE_MANIFEST.tsv). One code path fetches, verifies and caches all of them.
+
+Kinds (`kind`): "labels", "test_list", "sequence_labels" (ICVL's two original label files),
+"predictions" (one method's test-set joints, scored by `evaluate`), and "centers" (a community
+hand-centre file of one split, `split` "train" or "test", read by
+`center_files.registered_centers`; never scored as predictions).
+
+`fetch` returns a verified copy of one file:
 
 * a local copy, when one is configured: the argument `local_dir`, else the environment
   variable HANDPOSE_PUBLISHED_DIR, else `../shared/published` beside the checkout when it
-  holds a MANIFEST.tsv. Files lie under their registry path (`icvl/...`, `nyu/results/...`);
+  holds a MANIFEST.tsv. Files lie under their registry path (`icvl/...`, `nyu/results/...`,
+  `nyu/centers/...`), whatever repository published them. A local copy only overrides: it
+  is verified by the same sha256 and never changes the registry;
 * otherwise the download cache (HANDPOSE_CACHE_DIR, else `data/cache/published` of the
   checkout), laid out the same way. A file missing there is downloaded once with pooch from
-  HANDPOSE_PUBLISHED_URL (default: the pinned upstream commit) + its upstream path.
+  `base_url() + entry.mirror_path`.
+
+Mirror layout. `mirror_path` is `<owner>/<repo>/<commit>/<upstream_path>`, the file's path
+under https://raw.githubusercontent.com/, which is the default base URL. A mirror set in
+HANDPOSE_PUBLISHED_URL is laid out the same way, one folder per repository and commit, so
+files of several sources never collide and a mirror is filled by copying each file of the
+local copy from its registry `path` to its `mirror_path` (as `.ci/check_clean_clone.sh`
+does); it may serve MANIFEST.tsv and MORE_MANIFEST.tsv at its root, for the registry test.
+This layout replaces the earlier `<mirror>/<upstream_path>` of the kit alone: an old mirror
+needs its files moved under `xinghaochen/awesome-hand-pose-estimation/<UPSTREAM_COMMIT>/`.
 
 Either way the sha256 is verified: a mismatch is an error, and a file that can be neither
 found nor downloaded raises PublishedUnavailable, whose one-line message names the file, the
 address tried and the two ways to supply a copy.
 
-The files are in the community uvd format (`handpose_lib.uvd_format`).
+Labels and predictions are in the community uvd format (`handpose_lib.uvd_format`), printed
+with 3 or 4 decimals by most methods and with a varying number (up to 6, A2J; up to 14,
+CrossInfoNet ICVL) by others; the reader takes any number, and refuses a line with the wrong
+number of values or a value that is not a finite number, naming the file and line.
 """
 
 from __future__ import annotations
@@ -39,9 +65,12 @@ from handpose_lib.verified_files import download, failure_reason, local_file, pa
 from handpose_lib.verified_files import sha256_of as sha256_of  # re-exported
 from handpose_lib.verified_files import verify_checksum as verify_checksum  # re-exported
 
+# The evaluation kit: the source of the labels and of 40 of the 55 prediction files.
 UPSTREAM_REPO = "xinghaochen/awesome-hand-pose-estimation"
 UPSTREAM_COMMIT = "e297a6ea7fd557bd5701c97a3437c551c4b4fbce"
-UPSTREAM_BASE_URL = f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COMMIT}/"
+# Every registry row's pinned upstream file is GITHUB_RAW_URL + its mirror_path.
+GITHUB_RAW_URL = "https://raw.githubusercontent.com/"
+KINDS = ("labels", "test_list", "sequence_labels", "predictions", "centers")
 
 ENV_LOCAL_DIR = "HANDPOSE_PUBLISHED_DIR"
 ENV_CACHE_DIR = "HANDPOSE_CACHE_DIR"
@@ -65,28 +94,40 @@ class PublishedUnavailable(OSError):
 
 @dataclass(frozen=True)
 class PublishedFile:
-    """One row of the registry. `method`, `venue`, `year` are empty for label files."""
+    """One row of the registry. `method`, `venue`, `year` are empty for label files; for a
+    centre file they name the method whose centres it holds (V2V-PoseNet, CVPR 2018)."""
 
-    path: str  # relative path, as in MANIFEST.tsv: "<dataset>/results/<file>.txt"
+    path: str  # relative path, as in the manifests: "<dataset>/results/<file>.txt"
     sha256: str
     bytes: int
-    upstream_path: str
+    upstream_path: str  # the file's path in `repository` at `commit`
     dataset: str  # "icvl" | "nyu"
-    kind: str  # "labels" | "test_list" | "sequence_labels" | "predictions"
+    kind: str  # one of KINDS
     method: str
     venue: str
     year: int | None
     subset: str  # "all" or the name of the test subset the file covers
+    repository: str = UPSTREAM_REPO  # "owner/name" on GitHub
+    commit: str = UPSTREAM_COMMIT  # pinned, 40 hex digits
+    split: str = "test"  # "test"; a centre file "train" or "test"
+    center_source: str = ""  # centre files: short name of their origin ("v2v")
+    note: str = ""
+
+    @property
+    def mirror_path(self) -> str:
+        """`<owner>/<repo>/<commit>/<upstream_path>`: the file's path under
+        raw.githubusercontent.com and under a mirror (HANDPOSE_PUBLISHED_URL)."""
+        return f"{self.repository}/{self.commit}/{self.upstream_path}"
 
     @property
     def url(self) -> str:
-        """Where `fetch` downloads it from: HANDPOSE_PUBLISHED_URL or the pinned upstream."""
-        return base_url() + self.upstream_path
+        """Where `fetch` downloads it from: HANDPOSE_PUBLISHED_URL or GitHub, + mirror_path."""
+        return base_url() + self.mirror_path
 
     @property
     def upstream_url(self) -> str:
-        """The file at the pinned upstream commit, whatever HANDPOSE_PUBLISHED_URL says."""
-        return UPSTREAM_BASE_URL + self.upstream_path
+        """The file at its pinned upstream commit, whatever HANDPOSE_PUBLISHED_URL says."""
+        return GITHUB_RAW_URL + self.mirror_path
 
     @property
     def stem(self) -> str:
@@ -94,15 +135,23 @@ class PublishedFile:
 
     @property
     def frame_range(self) -> tuple[int, int]:
-        return TEST_SUBSETS[self.dataset][self.subset]
+        """[start, stop) of the frames the file covers, in the label order of its split."""
+        if self.split == "test":
+            return TEST_SUBSETS[self.dataset][self.subset]
+        return 0, conventions.split_frames(self.dataset, self.split)
+
+    @property
+    def frames(self) -> int:
+        """Frames the file covers: its lines, or the rows of a MATLAB centre file."""
+        start, stop = self.frame_range
+        return stop - start
 
 
 @cache
 def registry() -> tuple[PublishedFile, ...]:
-    """Every published file, in MANIFEST order."""
+    """Every published file: MANIFEST.tsv's, then MORE_MANIFEST.tsv's, each in its order."""
     text = resources.files("handpose_lib").joinpath("published_registry.tsv").read_text()
-    rows = csv.DictReader(text.splitlines(), delimiter="\t")
-    return tuple(
+    entries = tuple(
         PublishedFile(
             path=r["path"],
             sha256=r["sha256"],
@@ -114,9 +163,22 @@ def registry() -> tuple[PublishedFile, ...]:
             venue=r["venue"],
             year=int(r["year"]) if r["year"] else None,
             subset=r["subset"],
+            repository=r["repository"],
+            commit=r["commit"],
+            split=r["split"],
+            center_source=r["center_source"],
+            note=r["note"],
         )
-        for r in rows
+        for r in csv.DictReader(text.splitlines(), delimiter="\t")
     )
+    for e in entries:
+        pinned = len(e.commit) == 40 and not e.commit.strip("0123456789abcdef")
+        if e.kind not in KINDS or not pinned or e.repository.count("/") != 1:
+            raise ValueError(
+                f"published_registry.tsv: {e.path}: kind {e.kind!r} (expected one of {KINDS}), "
+                f"repository {e.repository!r} and commit {e.commit!r} must pin an address"
+            )
+    return entries
 
 
 def lookup(name: str) -> PublishedFile:
@@ -128,8 +190,19 @@ def lookup(name: str) -> PublishedFile:
 
 
 def prediction_entries(dataset: str) -> list[PublishedFile]:
-    """All published prediction files of `dataset`."""
+    """All published prediction files of `dataset`, in registry order: one leaderboard row
+    each (`method`, `venue`, `year`). Centre files are never among them."""
     return [e for e in registry() if e.dataset == dataset and e.kind == "predictions"]
+
+
+def center_entries(dataset: str | None = None) -> list[PublishedFile]:
+    """The registered community centre files (of `dataset`, or all), in registry order."""
+    return [e for e in registry() if e.kind == "centers" and dataset in (None, e.dataset)]
+
+
+def upstream_sources() -> list[tuple[str, str]]:
+    """The (repository, commit) pairs the registry's files come from, in registry order."""
+    return list(dict.fromkeys((e.repository, e.commit) for e in registry()))
 
 
 def find_prediction(dataset: str, method: str) -> PublishedFile:
@@ -146,8 +219,9 @@ def _entry_of_kind(dataset: str, kind: str) -> PublishedFile:
 
 
 def base_url() -> str:
-    """HANDPOSE_PUBLISHED_URL (a mirror laid out like the upstream repository), else upstream."""
-    url = os.environ.get(ENV_BASE_URL) or UPSTREAM_BASE_URL
+    """HANDPOSE_PUBLISHED_URL (a mirror, laid out `<owner>/<repo>/<commit>/<upstream_path>`
+    like raw.githubusercontent.com), else GitHub's raw file server itself."""
+    url = os.environ.get(ENV_BASE_URL) or GITHUB_RAW_URL
     return url if url.endswith("/") else url + "/"
 
 
@@ -223,9 +297,10 @@ def fetch_all(
     local_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Fetch `entries` (default: the whole registry); returns the folder that holds them.
+    """Fetch `entries` (default: the whole registry, centre files included); returns the
+    folder that holds them.
 
-    That folder is laid out like MANIFEST.tsv (the local copy, or the cache), so it can be
+    That folder is laid out by registry path (the local copy, or the cache), so it can be
     given as `local_dir` afterwards. Files already cached are verified, not downloaded.
     """
     local = resolve_local_dir(local_dir)

@@ -4,6 +4,7 @@
                                      [--dataset synthetic|icvl|nyu]
                                      [--data-root PATH] [--output DIR] [--figures-dir DIR]
                                      [--centers FILE] [--retrain pose|all] [--jobs N]
+                                     [--notebooks 01,02,03,05]
 
 Executed notebooks go to `--output` (default `outputs/<profile>-<dataset>/`, ignored by
 git). Tables and figures of the default run (profile cpu on synthetic data) go to `figures/`;
@@ -17,7 +18,9 @@ the published ICVL / NYU test set, OURS_<DATASET>_PREDICTIONS (Table 1's "Ours" 
 attention model of notebook 03) and RETRAIN: notebooks 02-03 always train; notebook 04 evaluates
 the shipped long-budget self-comparison (`pretrained/`) where it fits, and with `--retrain all`
 (the default for the `long` profile, which makes those weights) trains every variant as well;
-JOBS (`--jobs`): how many of notebook 04's trainings run at once.
+JOBS (`--jobs`): how many of notebook 04's trainings run at once. `--notebooks` runs a subset,
+by number, in number order (a later notebook uses what earlier ones left in the run folder, and
+falls back as it says where they did not run: CoM centres without notebook 02's LocNet).
 
 Before the first notebook the published files the notebooks evaluate against are fetched
 (downloaded once into the cache, verified by sha256), so a missing network stops the run at
@@ -57,6 +60,7 @@ from handpose_lib.progress_line import TrainingProgress as TrainingProgress
 from handpose_lib.progress_line import format_duration as format_duration
 from handpose_lib.progress_line import format_progress as format_progress
 from handpose_lib.progress_line import latest_training_progress as latest_training_progress
+from handpose_lib.training.data import centers_option
 from handpose_lib.uvd_format import FormatError
 
 PROFILES = tuple(profiles.PROFILES)
@@ -120,6 +124,23 @@ def numbered_notebooks(notebook_dir: Path = REPO_ROOT / "notebooks") -> list[Pat
     return sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
 
 
+def select_notebooks(numbers: str, notebook_dir: Path = REPO_ROOT / "notebooks") -> list[Path]:
+    """The numbered notebooks whose numbers `numbers` lists ("01,02,03,05" or "1,2,3,5"),
+    in number order; a ValueError names an unknown number and the known ones."""
+    by_number = {int(p.name[:2]): p for p in numbered_notebooks(notebook_dir)}
+    chosen = set()
+    for token in (t.strip() for t in numbers.split(",")):
+        if not token:
+            continue
+        if not token.isdigit() or int(token) not in by_number:
+            known = ",".join(f"{n:02d}" for n in sorted(by_number))
+            raise ValueError(f"--notebooks: no notebook numbered {token!r} (known: {known})")
+        chosen.add(int(token))
+    if not chosen:
+        raise ValueError(f"--notebooks {numbers!r}: name at least one notebook number")
+    return [by_number[n] for n in sorted(chosen)]
+
+
 def record_headline(key: str, value: object) -> None:
     """Called from notebooks: store a headline number for the runner's summary.
 
@@ -156,7 +177,7 @@ def declared_parameters(notebook: Path) -> set[str]:
     """Names the notebook's parameters cell declares."""
     # papermill, nbformat, zmq and traitlets are imported where used: every notebook imports
     # record_headline from this module, and papermill alone takes seconds to import.
-    import papermill
+    import papermill  # noqa: PLC0415
 
     return set(papermill.inspect_notebook(str(notebook)))
 
@@ -225,9 +246,9 @@ def run_notebook(
     cell_timeout_s: int | None = None,
     on_cell_execute=None,
 ) -> None:
-    import papermill
-    import zmq
-    from traitlets.config import Config
+    import papermill  # noqa: PLC0415 (lazy: see declared_parameters)
+    import zmq  # noqa: PLC0415
+    from traitlets.config import Config  # noqa: PLC0415
 
     encryption = "auto" if zmq.has("curve") else "disabled"  # "auto": if the kernelspec can
     try:
@@ -342,14 +363,15 @@ def reproduce(
         "OUTPUT_DIR": str(fig_dir),
         "RUN_DIR": str(run_dir),
         "HEADLESS": True,
-        "CENTERS": str(Path(centers).resolve()) if centers else "",
+        "CENTERS": centers_option(centers) if centers else "",
         "JOBS": jobs,
     }
     if notebooks is None:
         notebooks = numbered_notebooks()
+    if all(p.parent == REPO_ROOT / "notebooks" for p in notebooks):
         prefetch_published(stream)
     print(f"run folder: {run_dir}\nfigures and tables: {fig_dir}", file=stream, flush=True)
-    summary = RunSummary(figures_dir=fig_dir, matmul_gflops=machine.matmul_gflops())
+    summary = RunSummary(figures_dir=fig_dir, matmul_gflops=machine.cached_matmul_gflops())
     started = time.time()
     # The environment copies of RUN_DIR and HEADLESS reach code that does not see the
     # parameters (record_headline, helpers in subprocesses).
@@ -417,12 +439,17 @@ def main(argv: list[str] | None = None) -> int:
         "(2 on a 2-core CPU: 1.24x faster, benchmarks/bench_throughput.py)",
     )
     parser.add_argument(
+        "--notebooks",
+        help="comma-separated notebook numbers to run, e.g. 01,02,03,05 (default: all)",
+    )
+    parser.add_argument(
         "--figures-dir",
         help="where tables and figures go (default: figures/ for the default run, "
         "else <output>/figures)",
     )
     args = parser.parse_args(argv)
     try:
+        notebooks = select_notebooks(args.notebooks) if args.notebooks else None
         summary = reproduce(
             args.profile,
             args.dataset,
@@ -432,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             centers=args.centers,
             retrain=args.retrain,
             jobs=args.jobs,
+            notebooks=notebooks,
         )
     except (NotebookFailed, ValueError, OSError) as err:
         # OSError includes published.PublishedUnavailable: one line, no traceback.

@@ -54,7 +54,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--centers",
         help="crop centres of the training frames: com, joints, a community centre file "
         "(x y z mm or 'invalid' per frame, e.g. center_train_refined.txt; invalid frames use "
-        "the CoM) or uvd:FILE (default: the profile's)",
+        "the CoM), registry:v2v (V2V-PoseNet's registered centres of this split, fetched and "
+        "verified: NYU train and test, ICVL test) or uvd:FILE (default: the profile's)",
     )
     parser.add_argument("--val-centers", help="crop centres of the validation frames, as --centers")
     parser.add_argument(

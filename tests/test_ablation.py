@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -19,6 +20,7 @@ from handpose_lib.ablation import (
     summary_table,
     variant_config,
 )
+from handpose_lib.datasets.synthetic import SyntheticSource
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.profiles import make_run_config
 from handpose_lib.training.config import (
@@ -130,14 +132,17 @@ def test_compare_pair_statuses():
     holds = compare_pair("plain", [10.0, 11.0], "attention", [7.0, 8.0])
     assert (holds.status, holds.difference_mm) == ("holds", pytest.approx(3.0))
     reversed_ = compare_pair("plain", [7.0, 8.0], "attention", [10.0, 11.0])
-    assert reversed_.status == "does not hold" and reversed_.difference_mm < 0
+    assert reversed_.status == "does not hold"
+    assert reversed_.difference_mm < 0
     # 0.5 mm apart on average, but seeds overlap: smaller than the spread.
     overlap = compare_pair("direct", [8.0, 9.2], "attention", [7.9, 8.3])
-    assert overlap.status == "not resolved" and "within the seed spread" in overlap.reason
+    assert overlap.status == "not resolved"
+    assert "within the seed spread" in overlap.reason
     # One seed: even a large difference is no finding; the direction is still reported.
     single = compare_pair("plain", [20.0], "attention", [5.0])
     assert single.status == "not resolved"
-    assert "one seed" in single.reason and "as the paper says" in single.reason
+    assert "one seed" in single.reason
+    assert "as the paper says" in single.reason
     with pytest.raises(ValueError, match=">= 1 seed"):
         compare_pair("plain", [], "attention", [5.0])
 
@@ -149,10 +154,9 @@ def test_ordering_verdict_holds_with_separated_seeds():
     assert verdict.status == "holds"
     assert verdict.variants == verdict.observed_order == PAPER_ORDER
     assert len(verdict.pairs) == 6  # every pair, the three neighbouring ones first
-    assert [(p.worse, p.better) for p in verdict.pairs[:3]] == list(
-        zip(PAPER_ORDER, PAPER_ORDER[1:], strict=False)
-    )
-    assert "HOLDS" in verdict.text and "2 seeds" in verdict.text
+    assert [(p.worse, p.better) for p in verdict.pairs[:3]] == list(itertools.pairwise(PAPER_ORDER))
+    assert "HOLDS" in verdict.text
+    assert "2 seeds" in verdict.text
     assert verdict.table()["status"].tolist() == ["holds"] * 6
 
 
@@ -172,7 +176,8 @@ def test_ordering_verdict_overlap_or_one_seed_is_not_resolved():
     one = ordering_verdict(results(plain=[15.0], two_branch=[12.0], direct=[10.0], attention=[8.0]))
     assert one.status == "not resolved"
     assert one.observed_order == PAPER_ORDER
-    assert "One seed" in one.text and "the same as the paper's" in one.text
+    assert "One seed" in one.text
+    assert "the same as the paper's" in one.text
     assert one.status in ablation.VERDICTS
     with pytest.raises(ValueError, match="at least two variants"):
         ordering_verdict(results(plain=[15.0]))
@@ -226,7 +231,7 @@ def test_reusable_run_needs_same_config_and_all_epochs(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"epochs": config.train.epochs - 1}))
     assert not ablation.reusable_run(tmp_path, config)  # interrupted
     (tmp_path / "summary.json").write_text("{}")
-    with pytest.raises(ConfigError, match="summary.json"):
+    with pytest.raises(ConfigError, match=r"summary.json"):
         ablation.reusable_run(tmp_path, config)
 
 
@@ -234,7 +239,6 @@ def test_validation_labels(published_dir):
     rendered = ablation.validation_labels(SourceSpec("rendered"))
     np.testing.assert_array_equal(rendered, published.load_labels("icvl"))
     synthetic = SourceSpec("synthetic", num_frames=2, seed=1)
-    from handpose_lib.datasets.synthetic import SyntheticSource
 
     expected = np.stack([f.uvd for f in (SyntheticSource(2, seed=1)[i] for i in range(2))])
     np.testing.assert_array_equal(ablation.validation_labels(synthetic), expected)
@@ -247,7 +251,8 @@ def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
     assert run.origin == "trained"
     assert run.predictions == tmp_path / "pred" / "plain_seed1.txt"
     assert uvd_format.read_uvd(run.predictions, 16).shape == (3, 16, 3)
-    assert run.result.frames == 3 and np.isfinite(run.result.mean_error_mm)
+    assert run.result.frames == 3
+    assert np.isfinite(run.result.mean_error_mm)
     assert run.result.name == "Plain (one-task 3D regression), seed 1"
 
     # Again: the finished run is loaded, not retrained, and evaluates identically.
@@ -271,7 +276,7 @@ def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
     assert moved.origin == "loaded (finished earlier)"
     assert not np.array_equal(moved.result.errors_mm, run.result.errors_mm)
     # best.pt was chosen on the old validation crops: that run is no stand-in.
-    with pytest.raises(ValueError, match="best.pt was chosen with other validation settings"):
+    with pytest.raises(ValueError, match=r"best.pt was chosen with other validation settings"):
         ablation.train_or_reuse(
             joints_val, "plain", 1, tmp_path / "selfcomp", tmp_path / "p3", which="best"
         )
@@ -284,7 +289,7 @@ def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
 
     # Labels that are not the validation frames' are caught, not silently evaluated.
     wrong = ablation.validation_labels(base.data.val)[::-1].copy()
-    with pytest.raises(ValueError, match="do not\\s+belong|labels do not"):
+    with pytest.raises(ValueError, match=r"do not\s+belong|labels do not"):
         ablation.train_or_reuse(
             base, "plain", 1, tmp_path / "selfcomp", tmp_path / "pred", labels=wrong
         )
@@ -306,7 +311,8 @@ def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread)
     kept = ablation.train_or_reuse(
         base, "direct", 0, *roots, reuse_other_code=True, report=said.append
     )
-    assert kept.origin == "loaded (finished earlier)" and said == []
+    assert kept.origin == "loaded (finished earlier)"
+    assert said == []
     # As a stand-in from elsewhere it is skipped, saying why.
     elsewhere = ablation.train_or_reuse(
         base, "direct", 0, tmp_path / "other", roots[1], reuse=[run.run_dir], report=said.append
@@ -317,7 +323,9 @@ def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread)
     # In its own folder it is moved aside and trained again, saying so.
     said.clear()
     again = ablation.train_or_reuse(base, "direct", 0, *roots, report=said.append)
-    assert again.origin == "trained" and len(said) == 1 and "training again" in said[0]
+    assert again.origin == "trained"
+    assert len(said) == 1
+    assert "training again" in said[0]
     stale = run.run_dir.with_name(run.run_dir.name + ablation.STALE_SUFFIX)
     assert json.loads((stale / "config.json").read_text())["provenance"]["git_commit"] == "f" * 40
     assert ablation.reusable_run(run.run_dir, variant_config(base, "direct", 0))
@@ -325,6 +333,7 @@ def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread)
     np.testing.assert_array_equal(again.result.errors_mm, run.result.errors_mm)
 
 
+@pytest.mark.slow  # spawn-pool worker processes
 def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch_thread):
     """jobs=2 trains in two worker processes (here 1 thread each, as in the parent) and gives
     the same runs as training one after another."""
@@ -346,6 +355,7 @@ def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch
         ablation.train_all(base, pair, [0], tmp_path / "a", jobs=0)
 
 
+@pytest.mark.slow  # spawn-pool worker processes
 def test_train_all_parallel_reports_a_failed_run_by_name_and_finishes_the_others(
     tmp_path, one_torch_thread
 ):

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+import scipy.io
 
-from handpose_lib import center_files, centers
-from handpose_lib.camera import ICVL, NYU
+from handpose_lib import center_files, centers, conventions, published
+from handpose_lib.camera import ICVL, NYU, camera_for
 from handpose_lib.uvd_format import FormatError
 
 
@@ -22,7 +23,8 @@ def test_round_trip_with_invalid_frames(tmp_path):
     path = center_files.write_center_file(tmp_path / "c.txt", xyz)
     assert path.read_text().splitlines()[1] == "invalid"
     read = center_files.read_center_file(path, expected_frames=3)
-    assert read.invalid_count == 1 and read.valid.tolist() == [True, False, True]
+    assert read.invalid_count == 1
+    assert read.valid.tolist() == [True, False, True]
     np.testing.assert_allclose(read.xyz_mm[read.valid], xyz[[0, 2]])
     assert "1 marked 'invalid'" in read.summary()
 
@@ -76,7 +78,7 @@ def test_evaluation_against_centroid_and_palm(tmp_path):
     labels = _labels(NYU)
     xyz = NYU.uvd_to_xyz(labels)
     centroid = xyz.mean(axis=1)
-    shifted = centroid + [[3.0, 4.0, 0.0], [0, 0, 15.0], [0, 25.0, 0], [0, 0, 0]]
+    shifted = centroid + np.array([[3.0, 4.0, 0.0], [0, 0, 15.0], [0, 25.0, 0], [0, 0, 0]])
     shifted[3] = np.nan
     errors = center_files.evaluate_centers(shifted, labels, "nyu", NYU)
     np.testing.assert_allclose(errors.errors_mm, [5.0, 15.0, 25.0])
@@ -129,8 +131,99 @@ def test_compare_center_sources_scores_com_locnet_and_files_alike(tmp_path):
     assert table.loc[centers.REFINED_LABEL, ["within 10 mm", "within 20 mm"]].tolist() == [1, 1]
     assert table.loc["V2V", ["within 10 mm", "within 20 mm"]].tolist() == [0, 1]
     palm = centers.compare_center_sources(estimates, reference="palm")
-    assert (palm["reference"] == "palm").all() and len(palm) == 2
+    assert (palm["reference"] == "palm").all()
+    assert len(palm) == 2
     with pytest.raises(
         FormatError, match=r"whole.txt: 12 centres for 6 frames; pass frame_indices"
     ):
         centers.compare_center_sources(estimates, {"V2V whole": whole_file})
+
+
+# --- registered centre files (V2V-PoseNet's refined centres, as AWR and A2J ship them) ------
+
+
+def test_every_registered_centre_file_reads_with_its_split_frame_count(published_dir):
+    expected = {("nyu", "train"): "xyz", ("nyu", "test"): "xyz", ("icvl", "test"): "uvd"}
+    assert {(d, s) for d, s, _ in center_files.available_centers()} == set(expected)
+    for (dataset, split), space in expected.items():
+        got = center_files.registered_centers(dataset, split, local_dir=published_dir)
+        frames = conventions.split_frames(dataset, split)
+        assert (got.dataset, got.split, got.source, got.space) == (dataset, split, "v2v", space)
+        assert got.values.shape == (frames, 3)
+        assert got.valid.all()  # no frame is marked invalid in these files
+        assert "V2V-PoseNet" in got.description
+
+
+def test_no_icvl_training_file_names_the_registered_alternatives():
+    with pytest.raises(ValueError, match=r"no registered centre file for icvl train") as err:
+        center_files.registered_centers("icvl", "train")
+    assert "nyu train (source 'v2v'), nyu test (source 'v2v'), icvl test (source 'v2v')" in str(
+        err.value
+    )
+    with pytest.raises(ValueError, match=r"from source 'locnet'; registered: nyu train"):
+        center_files.registered_centers("nyu", "test", source="locnet")
+    with pytest.raises(ValueError, match="is a predictions file, not a centre file"):
+        center_files.read_registered_centers("ICCV19_ICVL_A2J")
+
+
+# Measured on the published test labels (center_files' module docstring): mean 3D distance of
+# the V2V-PoseNet centres to the joint centroid and to the palm joint, package intrinsics.
+MEASURED_MM = {
+    "nyu": {"centroid": 21.24, "palm": 31.14},
+    "icvl": {"centroid": 13.33, "palm": 44.32},
+}
+
+
+@pytest.mark.parametrize("dataset", ["nyu", "icvl"])
+def test_v2v_centres_lie_near_the_joint_centroid_not_the_palm(dataset, published_dir):
+    camera = camera_for(dataset)
+    labels = published.load_labels(dataset, published_dir)
+    got = center_files.registered_centers(dataset, "test", local_dir=published_dir)
+    as_file = got.as_center_file(camera)
+    errors = {
+        ref: center_files.evaluate_center_file(as_file, labels, dataset, camera, ref).mean_mm
+        for ref in ("centroid", "palm")
+    }
+    assert errors == pytest.approx(MEASURED_MM[dataset], abs=0.005)
+    # Closer to the centroid than to any single joint.
+    xyz = camera.uvd_to_xyz(labels)
+    per_joint = np.linalg.norm(xyz - got.xyz_mm(camera)[:, None], axis=2).mean(axis=0)
+    assert errors["centroid"] < per_joint.min()
+    np.testing.assert_allclose(
+        center_files.centers_to_uvd(got.xyz_mm(camera), camera), got.uvd(camera), atol=1e-9
+    )
+
+
+def _save_mat(path, **variables):
+    scipy.io.savemat(path, variables)
+    return path
+
+
+def test_mat_centres_read_as_uvd_and_bad_ones_are_named(tmp_path):
+    uvd = np.array([[160.0, 120.0, 400.0], [100.0, 90.0, 350.5]])
+    good = _save_mat(tmp_path / "c.mat", centre_pixel=uvd[:, None, :])
+    np.testing.assert_array_equal(center_files.read_mat_centers(good, expected_frames=2), uvd)
+    cases = {
+        "other.mat": (
+            {"centers": uvd},
+            r"other\.mat: no variable 'centre_pixel' \(found \['centers'\]\)",
+        ),
+        "shape.mat": ({"centre_pixel": uvd[:, :2]}, r"shape\.mat: centre_pixel has shape \(2, 2\)"),
+        "depth.mat": (
+            {"centre_pixel": uvd * [1, 1, -1]},
+            r"depth\.mat: centre_pixel\[0\] = \[160\.0, 120\.0, -400\.0\]: expected finite u v "
+            r"and d > 0",
+        ),
+        "nan.mat": (
+            {"centre_pixel": np.where(uvd > 350, np.nan, uvd)},
+            r"nan\.mat: centre_pixel\[0\]",
+        ),
+    }
+    for name, (variables, message) in cases.items():
+        with pytest.raises(FormatError, match=message):
+            center_files.read_mat_centers(_save_mat(tmp_path / name, **variables))
+    with pytest.raises(FormatError, match=r"c\.mat: 2 centres in centre_pixel, expected 1596"):
+        center_files.read_mat_centers(good, expected_frames=1596)
+    (tmp_path / "text.mat").write_text("1 2 3\n")
+    with pytest.raises(FormatError, match=r"text\.mat: not a readable MATLAB \.mat file"):
+        center_files.read_mat_centers(tmp_path / "text.mat")

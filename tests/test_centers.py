@@ -61,13 +61,14 @@ def test_perfect_offsets_recover_the_true_centre(dataset):
     est = centers.localize(FixedOffsets(hand_center_target(uvd_crop)), dataset, batch_size=2)
     np.testing.assert_allclose(est.refined_uvd, est.true_uvd, atol=1e-3)
     assert est.errors_mm()[centers.REFINED_LABEL].max() < 0.01
-    assert est.dataset == "icvl" and est.joints_uvd.shape == (5, 16, 3)
+    assert est.dataset == "icvl"
+    assert est.joints_uvd.shape == (5, 16, 3)
 
 
 def test_estimates_check_shapes():
     with pytest.raises(ValueError, match="refined_uvd must be"):
         centers.CenterEstimates(np.zeros((2, 3)), np.zeros((3, 3)), np.ones((2, 16, 3)), "icvl")
-    with pytest.raises(ValueError, match="unknown|dataset"):
+    with pytest.raises(ValueError, match=r"unknown|dataset"):
         centers.CenterEstimates(np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 16, 3)), "x")
 
 

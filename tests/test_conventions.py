@@ -1,6 +1,7 @@
 """The dataset conventions table: one place for every dataset number, each with a source."""
 
 import io
+import itertools
 import tokenize
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_cameras_and_joints_read_the_table():
     )  # fmt: skip
     assert (camera.ICVL_DISTRIBUTION.fx, camera.ICVL_DISTRIBUTION.fy) == (240.99, 240.96)
     assert (camera.NYU.fx, camera.NYU.fy, camera.NYU.y_up) == (588.03, 587.07, True)
-    assert joints.NYU_EVAL_JOINT_IDS == conventions.value("nyu", "eval_joint_ids")
+    assert conventions.value("nyu", "eval_joint_ids") == joints.NYU_EVAL_JOINT_IDS
     assert len(joints.NYU_EVAL_JOINT_IDS) == joints.num_joints("nyu") == 14
     assert nyu.SPLIT_FRAMES == {"train": 72757, "test": 8252}
     assert icvl.TEST_SEQUENCES == ("test_seq_1", "test_seq_2")
@@ -63,8 +64,9 @@ def test_test_subsets_tile_the_test_set(dataset, expected):
     spans = conventions.test_subsets(dataset)
     assert spans == expected
     parts = [span for name, span in spans.items() if name != "all"]
-    assert parts[0][0] == 0 and parts[-1][1] == spans["all"][1]
-    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+    assert parts[0][0] == 0
+    assert parts[-1][1] == spans["all"][1]
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
     assert conventions.subset_of_frame(dataset, parts[-1][0]) == list(spans)[-1]
     assert conventions.split_frames(dataset, list(spans)[1]) == parts[0][1]
 

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from handpose_lib import published
 from handpose_lib.camera import NYU
 from handpose_lib.datasets import writers
 from handpose_lib.datasets.icvl import IcvlSource
 from handpose_lib.datasets.nyu import NyuSource, read_joint_data
+from handpose_lib.datasets.published_split import check_published_test_split
 from handpose_lib.datasets.synthetic import SyntheticSource
 from handpose_lib.datasets.synthetic_nyu import SyntheticNyuSource, icvl_to_nyu36
 from handpose_lib.joints import NYU_EVAL_JOINT_IDS
@@ -65,10 +67,12 @@ def test_nyu_split_round_trip(tmp_path):
     assert mat == tmp_path / "test" / "joint_data.mat"
     assert (tmp_path / "test" / "depth_1_0000003.png").is_file()
     labels = read_joint_data(mat, joint_ids=None)
-    assert labels.uvd.shape == (3, 36, 3) and labels.joint_names[0] == "F1_KNU3_A"
+    assert labels.uvd.shape == (3, 36, 3)
+    assert labels.joint_names[0] == "F1_KNU3_A"
     np.testing.assert_allclose(labels.xyz_mm, xyz36)
     read = NyuSource(tmp_path, "test", check_counts=False)
-    assert len(read) == 3 and read[2].name == "test/depth_1_0000003.png"
+    assert len(read) == 3
+    assert read[2].name == "test/depth_1_0000003.png"
     for i in range(3):
         np.testing.assert_array_equal(read[i].depth_mm, frames[i].depth_mm)
         np.testing.assert_allclose(read[i].uvd, frames[i].uvd, atol=1e-9)
@@ -95,9 +99,6 @@ def test_missing_dataset_folders_are_named(tmp_path):
 
 
 def test_published_split_check(published_dir):
-    from handpose_lib import published
-    from handpose_lib.datasets.published_split import check_published_test_split
-
     uvd = published.load_labels("icvl", published_dir)
     names = published.load_test_list("icvl", published_dir)
     check_published_test_split("icvl", uvd.round(3), names, "Testing", published_dir)

@@ -1,7 +1,8 @@
 """The route a user without a local copy takes to the published files.
 
 No HANDPOSE_PUBLISHED_DIR, no `../shared/published`: `published.fetch` downloads from
-HANDPOSE_PUBLISHED_URL (here a loopback HTTP server laid out like the upstream repository)
+HANDPOSE_PUBLISHED_URL (here a loopback HTTP server laid out like raw.githubusercontent.com,
+every file under `<owner>/<repo>/<commit>/<upstream_path>`, whichever repository published it)
 into the cache, verifies the sha256, and reuses the cached copy without asking again. Offline
 with nothing cached, the library, the evaluation CLI and the runner stop with one line.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handpose_lib import evaluate, published, reproduce, uvd_format
+from handpose_lib import center_files, evaluate, published, reproduce, uvd_format
 from handpose_lib.published import ChecksumError, PublishedUnavailable
 
 SERVER_LIFETIME_S = 120  # the server stops by itself even if a test never returns
@@ -46,7 +47,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 @dataclasses.dataclass
 class Upstream:
-    """A loopback server serving `root` (files under their upstream paths)."""
+    """A loopback server serving `root` (files under their mirror paths)."""
 
     root: Path
     url: str
@@ -54,7 +55,7 @@ class Upstream:
     server: http.server.ThreadingHTTPServer
 
     def serve(self, entry: published.PublishedFile, data: bytes) -> None:
-        path = self.root / entry.upstream_path
+        path = self.root / entry.mirror_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
@@ -87,7 +88,7 @@ def upstream(tmp_path, monkeypatch, cache) -> Upstream:
     watchdog.daemon = True
     watchdog.start()
     url = f"http://127.0.0.1:{server.server_port}/mirror/"
-    # The base URL may carry a path: the upstream path of each file is appended to it.
+    # The base URL may carry a path: the mirror path of each file is appended to it.
     monkeypatch.setenv(published.ENV_BASE_URL, url)
     mirror = Upstream(root / "mirror", url, requests, server)
     mirror.root.mkdir()
@@ -128,7 +129,7 @@ def test_labels_are_downloaded_once_verified_cached_and_reused(upstream, cache, 
 
     labels = published.load_labels("icvl")  # what the default run needs
     np.testing.assert_allclose(labels, uvd, atol=5e-5)
-    assert upstream.requests == ["/mirror/" + entry.upstream_path]
+    assert upstream.requests == ["/mirror/" + entry.mirror_path]
     cached = cache / entry.path  # laid out like a local copy
     assert cached.read_bytes() == data
     assert published.missing_from_cache([entry]) == []
@@ -155,7 +156,8 @@ def test_tampered_cached_file_is_replaced_by_a_verified_download(upstream, cache
     cached = cache / entry.path
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"not the labels\n")
-    assert published.fetch(entry) == cached and cached.read_bytes() == data
+    assert published.fetch(entry) == cached
+    assert cached.read_bytes() == data
     assert len(upstream.requests) == 1
 
 
@@ -169,8 +171,10 @@ def test_offline_without_cache_is_one_line_naming_file_address_and_remedies(
         published.fetch(entry)
     message = str(err.value)
     assert "\n" not in message
-    assert entry.path in message and url + entry.upstream_path in message
-    assert published.ENV_LOCAL_DIR in message and str(cache / entry.path) in message
+    assert entry.path in message
+    assert url + entry.mirror_path in message
+    assert published.ENV_LOCAL_DIR in message
+    assert str(cache / entry.path) in message
     assert isinstance(err.value, OSError)
 
 
@@ -190,7 +194,8 @@ def test_evaluate_cli_offline_prints_one_line(
     predictions = uvd_format.write_uvd(tmp_path / "mine.txt", uvd)
     assert evaluate.main(["icvl", str(predictions)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"error: published file {LABELS}")
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: published file {LABELS}")
 
 
 def test_runner_offline_stops_before_any_notebook_with_one_line(
@@ -201,26 +206,43 @@ def test_runner_offline_stops_before_any_notebook_with_one_line(
     code = reproduce.main(["--profile", "smoke", "--output", str(tmp_path / "run")])
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.err.count("\n") == 1 and captured.err.startswith("error: published file ")
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("error: published file ")
     assert f"downloading {len(published.registry())} published files" in captured.out
 
 
-def test_real_files_through_the_download_route(upstream, cache, published_dir):
-    """The real registry's checksums hold for files served under their upstream paths, and
-    an evaluation through the download route equals one from the local copy."""
-    names = [LABELS, "icvl/results/CVPR18_ICVL_V2V_PoseNet.txt"]
+def test_real_files_of_several_repositories_through_the_download_route(
+    upstream, cache, published_dir
+):
+    """The real registry's checksums hold for files served under their mirror paths, from
+    three repositories (the evaluation kit, A2J, AWR), and evaluations and centres read
+    through the download route equal those from the local copy."""
+    names = [
+        LABELS,
+        "icvl/results/CVPR18_ICVL_V2V_PoseNet.txt",  # the kit
+        "icvl/results/ICCV19_ICVL_A2J.txt",  # zhangboshen/A2J
+        "icvl/centers/icvl_center_test.mat",  # zhangboshen/A2J, a MATLAB file
+        "nyu/centers/center_test_refined.txt",  # Elody-07/AWR-Adaptive-Weighting-Regression
+    ]
     for name in names:
         entry = published.lookup(name)
         upstream.serve(entry, (published_dir / entry.path).read_bytes())
-    downloaded = evaluate.evaluate_published("icvl", ["V2V-PoseNet"])[0]
-    local = evaluate.evaluate_published("icvl", ["V2V-PoseNet"], local_dir=published_dir)[0]
-    assert downloaded.mean_error_mm == local.mean_error_mm
+    methods = ["V2V-PoseNet", "A2J"]
+    downloaded = evaluate.evaluate_published("icvl", methods)
+    local = evaluate.evaluate_published("icvl", methods, local_dir=published_dir)
+    assert [r.mean_error_mm for r in downloaded] == [r.mean_error_mm for r in local]
+    for dataset in ("icvl", "nyu"):
+        got = center_files.registered_centers(dataset, "test")
+        np.testing.assert_array_equal(
+            got.values,
+            center_files.registered_centers(dataset, "test", local_dir=published_dir).values,
+        )
     assert sorted(upstream.requests) == sorted(
-        "/mirror/" + published.lookup(n).upstream_path for n in names
+        "/mirror/" + published.lookup(n).mirror_path for n in names
     )
+    assert len({published.lookup(n).repository for n in names}) == 3
     for name in names:
         assert published.sha256_of(cache / name) == published.lookup(name).sha256
     shutil.rmtree(upstream.root)  # gone upstream: the cache still serves
-    assert evaluate.evaluate_published("icvl", ["V2V-PoseNet"])[0].mean_error_mm == (
-        local.mean_error_mm
-    )
+    again = evaluate.evaluate_published("icvl", methods)
+    assert [r.mean_error_mm for r in again] == [r.mean_error_mm for r in local]

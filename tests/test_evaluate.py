@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from handpose_lib import evaluate, published, uvd_format
-from handpose_lib.camera import ICVL
 
 
 @pytest.fixture(scope="module")
@@ -14,15 +13,58 @@ def icvl_gt(published_dir):
 
 def test_perfect_predictions_have_zero_error(icvl_gt):
     result = evaluate.evaluate_uvd(icvl_gt, icvl_gt, "icvl", "gt")
-    assert result.mean_error_mm == 0 and result.frames == 1596
+    assert result.mean_error_mm == 0
+    assert result.frames == 1596
 
 
-def test_known_offset_in_camera_space(icvl_gt, tmp_path):
-    xyz = ICVL.uvd_to_xyz(icvl_gt) + [3.0, 4.0, 0.0]  # 5 mm everywhere
-    path = uvd_format.write_uvd(tmp_path / "shifted.txt", ICVL.xyz_to_uvd(xyz), decimals=6)
+# One ground-truth / predicted joint pair per frame, in uvd text as a prediction file holds it,
+# with the camera-space distance computed by hand from the published intrinsics (written out
+# here, not taken from the package): x = (u - cx) d / fx, y = (v - cy) d / fy for ICVL (fx = fy =
+# 241.42, cx = 160, cy = 120); NYU (fx = 588.03, fy = 587.07, cx = 320, cy = 240) has y up,
+# y = (cy - v) d / fy.
+HAND_FRAMES = {
+    "icvl": [
+        # (100, -50, 400) vs (-100, 50, 500): off-axis at two depths; |(200, 100, 100)|.
+        ("220.355 89.8225 400", "111.716 144.142 500", 60000**0.5),
+        # (50, 0, 250) vs (0, 0, 250): 241.42 / 5 px at 250 mm.
+        ("208.284 120 250", "160 120 250", 50.0),
+    ],
+    "nyu": [
+        # (60, 80, 800) vs (-40, -120, 1000): |(100, 200, 200)| = 300 mm.
+        ("364.10225 181.293 800", "296.4788 310.4484 1000", 300.0),
+        # (0, 100, 1000) vs (0, 0, 1000): 58.707 px along v = 100 mm with fy (99.837 with fx).
+        ("320 181.293 1000", "320 240 1000", 100.0),
+    ],
+}
+
+
+@pytest.mark.parametrize(("dataset", "joints"), [("icvl", 16), ("nyu", 14)])
+def test_file_computed_by_hand_gives_its_camera_space_error(dataset, joints, tmp_path):
+    """Frame i holds pair i at every joint; the file is written as text, by hand."""
+    frames = HAND_FRAMES[dataset]
+    gt_path, pred_path = tmp_path / "gt.txt", tmp_path / "pred.txt"
+    gt_path.write_text("".join(" ".join([gt] * joints) + "\n" for gt, _, _ in frames))
+    pred_path.write_text("".join(" ".join([pred] * joints) + "\n" for _, pred, _ in frames))
+    gt_uvd = uvd_format.read_uvd(gt_path, joints)
+    result = evaluate.evaluate_file(pred_path, dataset, gt_uvd)
+    expected = np.array([[mm] * joints for _, _, mm in frames])
+    assert (result.subset, result.frames) == ("all", len(frames))
+    np.testing.assert_allclose(result.errors_mm, expected, atol=1e-6)
+    mean = sum(mm for _, _, mm in frames) / len(frames)  # ICVL 147.474, NYU 200
+    assert result.mean_error_mm == pytest.approx(mean, abs=1e-6)
+    np.testing.assert_allclose(result.per_joint_mm, mean, atol=1e-6)
+    # The array route picks the same camera by the dataset's name.
+    by_name = evaluate.evaluate_uvd(uvd_format.read_uvd(pred_path, joints), gt_uvd, dataset, "p")
+    np.testing.assert_allclose(by_name.errors_mm, expected, atol=1e-6)
+
+
+def test_on_the_real_labels_a_hand_computed_shift_is_measured(icvl_gt, tmp_path):
+    """Every ICVL test joint moved 241.42 / 10 px right: at depth d that is d / 10 mm."""
+    shifted = icvl_gt + np.array([24.142, 0.0, 0.0])
+    path = uvd_format.write_uvd(tmp_path / "shifted.txt", shifted, decimals=4)
     result = evaluate.evaluate_file(path, "icvl", icvl_gt)
-    assert result.mean_error_mm == pytest.approx(5.0, abs=1e-3)
-    np.testing.assert_allclose(result.per_joint_mm, 5.0, atol=1e-3)
+    np.testing.assert_allclose(result.errors_mm, icvl_gt[..., 2] / 10, atol=1e-3)
+    assert result.mean_error_mm == pytest.approx(icvl_gt[..., 2].mean() / 10, abs=1e-4)
 
 
 def test_partial_file_is_evaluated_on_its_subset(icvl_gt, tmp_path):
@@ -47,8 +89,10 @@ def test_cli_json_on_a_file_outside_the_registry(icvl_gt, tmp_path, published_di
     report = json.loads(capsys.readouterr().out)
     assert report["dataset"] == "icvl"
     (method,) = report["methods"]
-    assert method["name"] == "Mine" and method["file"] == str(path)
-    assert method["frames"] == 1596 and len(method["per_joint_mm"]) == 16
+    assert method["name"] == "Mine"
+    assert method["file"] == str(path)
+    assert method["frames"] == 1596
+    assert len(method["per_joint_mm"]) == 16
     assert 0 < method["mean_error_mm"] < 5
 
 
@@ -56,7 +100,9 @@ def test_cli_table_output(published_dir, capsys):
     pred = published_dir / "nyu" / "results" / "CVPR18_NYU_V2V_PoseNet.txt"
     assert evaluate.main(["nyu", str(pred), "--published-dir", str(published_dir)]) == 0
     out = capsys.readouterr().out
-    assert "CVPR18_NYU_V2V_PoseNet" in out and "8.419" in out and "Palm" in out
+    assert "CVPR18_NYU_V2V_PoseNet" in out
+    assert "8.419" in out
+    assert "Palm" in out
 
 
 def test_cli_custom_ground_truth(tmp_path, capsys):
@@ -110,7 +156,9 @@ def test_cli_by_subset_gives_nyu_subject_rows(published_dir, capsys):
         subjects["subject_1"]["mean_error_mm"] * 2440
         + subjects["subject_2"]["mean_error_mm"] * 5812
     ) / 8252
-    assert weighted == pytest.approx(method["mean_error_mm"]) and f"{weighted:.3f}" == "8.419"
+    assert weighted == pytest.approx(method["mean_error_mm"])
+    assert f"{weighted:.3f}" == "8.419"
     assert evaluate.main(args) == 0
     out = capsys.readouterr().out
-    assert "subject_1" in out and "subject_2" in out
+    assert "subject_1" in out
+    assert "subject_2" in out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from handpose_lib import published
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets import icvl
 from handpose_lib.datasets.icvl import (
@@ -83,7 +84,8 @@ def test_depth_png_round_trip_keeps_millimetres(tmp_path):
     depth = random_depth(np.random.default_rng(1))
     path = write_depth_png(tmp_path / "d.png", depth)
     with Image.open(path) as image:
-        assert image.size == (320, 240) and np.asarray(image).dtype.itemsize == 2
+        assert image.size == (320, 240)
+        assert np.asarray(image).dtype.itemsize == 2
     read = read_depth_png(path)
     assert read.dtype == np.float32
     np.testing.assert_array_equal(read, depth)
@@ -101,10 +103,12 @@ def test_train_source_yields_the_labelled_frames(icvl_root):
     root, fixture = icvl_root
     names, depths, uvd = fixture["train"]
     source = IcvlSource(root, "train")
-    assert source.dataset == "icvl" and len(source) == 4
+    assert source.dataset == "icvl"
+    assert len(source) == 4
     for i in range(4):
         frame = source[i]
-        assert frame.name == names[i] and frame.camera == ICVL
+        assert frame.name == names[i]
+        assert frame.camera == ICVL
         np.testing.assert_array_equal(frame.depth_mm, depths[i])
         np.testing.assert_array_equal(frame.uvd, uvd[i])
     np.testing.assert_array_equal(source[-1].uvd, uvd[-1])
@@ -124,7 +128,8 @@ def test_test_split_is_seq_1_then_seq_2_in_file_order(icvl_root):
     np.testing.assert_array_equal(source.uvd, uvd)
     np.testing.assert_array_equal(source[3].depth_mm, fixture["seq2"][0][1])
     only_two = IcvlSource(root, "test_seq_2", check_counts=False)
-    assert len(only_two) == 3 and only_two[0].name == "test_seq_2/image_0000.png"
+    assert len(only_two) == 3
+    assert only_two[0].name == "test_seq_2/image_0000.png"
 
 
 def test_originals_only_drops_the_rotated_copies(icvl_root):
@@ -214,8 +219,6 @@ def test_index_out_of_range(icvl_root):
 def test_real_published_test_labels_give_the_published_order(tmp_path, published_dir):
     """The real ICVL test label files through IcvlSource: 1596 frames equal to the published
     ground truth, in the order of the published test list."""
-    from handpose_lib import published
-
     testing = tmp_path / "Testing"
     (testing / "Depth").mkdir(parents=True)
     for sequence in ("test_seq_1", "test_seq_2"):

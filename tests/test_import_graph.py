@@ -1,13 +1,17 @@
-"""handpose_lib's imports run one way: no import cycle, and no import of the package inside a
-function (the usual way of hiding a cycle). Read from the source with `ast`, nothing imported."""
+"""handpose_lib's imports run one way: no import cycle (read from the source with `ast`, nothing
+imported, imports inside functions included), and no import of the package inside a function
+(the usual way of hiding a cycle: ruff's PLC0415 in `make lint`, checked configured here)."""
 
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 PACKAGE = "handpose_lib"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
+PYPROJECT = tomllib.loads((PACKAGE_DIR.parent / "pyproject.toml").read_text())
 
 
 def module_files(package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
@@ -74,7 +78,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt) :] + [nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -85,32 +89,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         if node not in state and (cycle := visit(node)):
             return cycle
     return None
-
-
-def _shown(path: Path) -> str:
-    """`path` from the package folder on (handpose_lib/...)."""
-    start = len(path.parts) - 1 - path.parts[::-1].index(PACKAGE)
-    return "/".join(path.parts[start:])
-
-
-def function_level_imports(modules: dict[str, Path]) -> list[str]:
-    """ "file:line imports X inside f" for every package import inside a function body."""
-    found = []
-    for module, path in modules.items():
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for func in ast.walk(tree):
-            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            for node in ast.walk(func):
-                if not isinstance(node, ast.Import | ast.ImportFrom):
-                    continue
-                names = _targets(module, path.name == "__init__.py", node, modules)
-                for name in names:
-                    if name == PACKAGE or name.startswith(PACKAGE + "."):
-                        found.append(
-                            f"{_shown(path)}:{node.lineno} imports {name} inside {func.name}()"
-                        )
-    return found
 
 
 # --- the checks ---------------------------------------------------------------------------
@@ -126,7 +104,18 @@ def test_the_package_has_no_import_cycle():
 
 
 def test_no_function_imports_part_of_the_package():
-    assert function_level_imports(module_files()) == []
+    """ruff's PLC0415 (`make lint`) refuses every import inside a function; the few it lets
+    through (`# noqa: PLC0415`: optional packages imported where used) import no part of the
+    package, which would hide a cycle from the ruff check (the cycle test above sees them)."""
+    select = PYPROJECT["tool"]["ruff"]["lint"]["select"]
+    assert "PLC0415" in select or "PLC" in select or "PL" in select
+    excused = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in module_files().values()
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if "noqa: PLC0415" in line and re.search(r"\b(from|import)\s+(handpose_lib|\.)", line)
+    ]
+    assert excused == []
 
 
 # --- the checker itself -------------------------------------------------------------------
@@ -162,16 +151,3 @@ def test_the_checker_finds_a_cycle_through_relative_and_package_imports(tmp_path
     ]
     del graph["handpose_lib.c"]
     assert find_cycle(graph) is None
-
-
-def test_the_checker_finds_an_import_inside_a_function(tmp_path):
-    package = _write(
-        tmp_path,
-        {
-            "__init__.py": "",
-            "a.py": "import json\n\ndef f():\n    import numpy\n    return 1\n",
-            "b.py": "def g():\n    from . import a\n    return a\n",
-        },
-    )
-    found = function_level_imports(module_files(package))
-    assert len(found) == 1 and found[0].endswith("imports handpose_lib.a inside g()")

@@ -86,7 +86,8 @@ def test_pose_loss_eq1_by_hand(reduction, reg_weight, det):
     cfg = config(det_reduction=reduction, reg_weight=reg_weight)
     total, parts = pose_loss(outputs, targets, cfg)
     # Stack 0 predicts PRED, stack 1 predicts the target exactly (L_det^1 = 0).
-    assert parts["det_0"] == pytest.approx(det) and parts["det_1"] == 0.0
+    assert parts["det_0"] == pytest.approx(det)
+    assert parts["det_1"] == 0.0
     assert parts["det"] == pytest.approx(det)
     assert parts["reg"] == pytest.approx(reg)
     assert total.item() == pytest.approx(det + reg_weight * reg)
@@ -98,7 +99,8 @@ def test_plain_loss_is_weighted_regression_on_uvd():
     pred = torch.tensor([[[0.1, 0.0, 0.0], [0.0, 0.2, -0.1]]])
     # 0.01 + 0.04 + 0.01 = 0.06, weighted by 0.5.
     total, parts = pose_loss({"uvd_crop": pred}, {"uvd_crop": torch.zeros(1, 2, 3)}, cfg)
-    assert parts["reg"] == pytest.approx(0.06) and "det" not in parts
+    assert parts["reg"] == pytest.approx(0.06)
+    assert "det" not in parts
     assert total.item() == pytest.approx(0.03)
 
 

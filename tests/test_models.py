@@ -29,7 +29,9 @@ from handpose_lib.models import (
     regression_loss,
 )
 
-torch.set_num_threads(2)
+# The networks here are small (or a single paper-size forward): one thread is fastest and
+# leaves the machine's other cores alone. The fixture restores the setting after each test.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # The test sizes, spelled out here so the tests do not depend on the profile registry.
 SMOKE_POSENET = {
@@ -99,7 +101,8 @@ def test_se_block_rescales_each_channel_by_a_gate_in_0_1():
     assert y.shape == x.shape
     # One gate per (sample, channel), constant over space, strictly inside (0, 1).
     assert torch.allclose(ratio, ratio[..., :1, :1].expand_as(ratio), atol=1e-5)
-    assert ratio.min() > 0 and ratio.max() < 1
+    assert ratio.min() > 0
+    assert ratio.max() < 1
     assert n_params(se) == 32 * 2 + 2 + 2 * 32 + 32
 
 
@@ -135,39 +138,140 @@ def test_stacked_hourglass_outputs_per_stack():
     assert [h.shape for h in heatmaps] == [(2, 5, 16, 16)] * 3
     assert [f.shape for f in features] == [(2, 16, 16, 16)] * 3
     heatmaps, features = StackedHourglass(2, 16, 5, 2, 4, with_heatmaps=False)(x)
-    assert heatmaps == [] and len(features) == 2
+    assert heatmaps == []
+    assert len(features) == 2
+
+
+# --- forward pass rebuilt by hand from the submodules ------------------------------------------
+
+
+def reference_forward(net: PoseNet, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """PoseNet's forward written out from its submodules: the stem gives the shallow features
+    F_raw; each stack runs hourglass -> feature layers -> heatmap head, and feeds the next stack
+    x + remap(features) + remap(heatmaps); what the regression head reads is the variant:
+    plain the last stack's features (all of uvd), two_branch F_raw, direct the last stack's
+    features, attention Eq. 3: M * F_raw with M = sigmoid(BN(conv1x1(last features)))."""
+    cfg, stacks = net.config, net.hourglass
+    shallow = net.stem(image)
+    x, heatmaps, features = shallow, [], []
+    for i in range(cfg.num_stacks):
+        feat = stacks.features[i](stacks.hourglasses[i](x))
+        features.append(feat)
+        if cfg.variant != "plain":
+            heatmaps.append(stacks.heads[i](feat))
+        if i < cfg.num_stacks - 1:
+            x = x + stacks.remap_features[i](feat)
+            if cfg.variant != "plain":
+                x = x + stacks.remap_heatmaps[i](heatmaps[-1])
+    out = {"shallow": shallow, "features": features, "heatmaps": heatmaps}
+    if cfg.variant == "plain":
+        uvd = net.regression(features[-1]).view(-1, cfg.num_joints, 3)
+        return {**out, "depth": uvd[..., 2], "uvd_crop": uvd}
+    if cfg.variant == "attention":
+        conv, bn, _ = net.mask
+        mask = torch.sigmoid(bn(conv(features[-1])))
+        out["attention"] = mask
+        reg_input = mask * shallow
+    else:
+        reg_input = shallow if cfg.variant == "two_branch" else features[-1]
+    depth = net.regression(reg_input)
+    uv = decode_heatmaps(heatmaps[-1], cfg.decode_method)
+    return {**out, "depth": depth, "uvd_crop": torch.cat([uv, depth[..., None]], dim=-1)}
+
+
+def check_against_reference(net: PoseNet, image: torch.Tensor) -> None:
+    """The network's outputs equal the hand-built forward (the same operations in the same
+    order; float32 tolerance only so that no platform's kernel choice matters), and the depth
+    would differ had the regression read any other variant's input (so the comparison can
+    tell the wirings apart)."""
+    with torch.no_grad():
+        out, ref = net(image), reference_forward(net, image)
+        assert len(out["heatmaps"]) == len(ref["heatmaps"])
+        for got, want in zip(out["heatmaps"], ref["heatmaps"], strict=True):
+            torch.testing.assert_close(got, want)
+        torch.testing.assert_close(out["depth"], ref["depth"])
+        torch.testing.assert_close(out["uvd_crop"], ref["uvd_crop"])
+        assert ("attention" in out) == ("attention" in ref)
+        if "attention" in ref:
+            torch.testing.assert_close(out["attention"], ref["attention"])
+        if net.config.variant == "plain":
+            return
+        shallow, last, first = ref["shallow"], ref["features"][-1], ref["features"][0]
+        alternatives = {"two_branch": shallow, "direct": last}
+        if "attention" in ref:
+            mask = ref["attention"]
+            # Wrong wirings of Eq. 3: the mask on the detection features, or a mask made from
+            # the first stack's features.
+            alternatives["mask * features"] = mask * last
+            conv, bn, _ = net.mask
+            alternatives["first-stack mask"] = torch.sigmoid(bn(conv(first))) * shallow
+            alternatives = {k: v for k, v in alternatives.items() if k != net.config.variant}
+        else:
+            alternatives.pop(net.config.variant)
+        for name, reg_input in alternatives.items():
+            other = net.regression(reg_input)
+            assert (other - out["depth"]).abs().max() > 1e-4, name
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_posenet_forward_equals_its_submodules_by_hand(variant):
+    torch.manual_seed(0)
+    net = PoseNet(smoke_posenet(variant=variant)).eval()
+    image, _ = synthetic_batch()
+    check_against_reference(net, image)
 
 
 # --- full networks at paper size ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_posenet_paper_size_output_shapes(variant):
+def test_posenet_paper_size_is_deterministic_and_wired_as_built_by_hand(variant):
     cfg = PoseNetConfig(variant=variant)
     assert (cfg.input_size, cfg.heatmap_size, cfg.channels, cfg.num_stacks) == (128, 64, 128, 2)
-    torch.manual_seed(0)
-    net = PoseNet(cfg).eval()
-    with torch.no_grad():
-        out = net(torch.rand(1, 1, 128, 128) * 2 - 1)
-    assert out["depth"].shape == (1, 16)
+    image = torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+    def build_and_run(seed: int) -> tuple[PoseNet, dict]:
+        torch.manual_seed(seed)
+        net = PoseNet(cfg).eval()
+        with torch.no_grad():
+            return net, net(image)
+
+    net, out = build_and_run(0)
+    _, again = build_and_run(0)
+    _, other = build_and_run(1)
+    for key in ("depth", "uvd_crop", *(["attention"] if variant == "attention" else [])):
+        assert torch.equal(out[key], again[key]), key  # same seed: bit-identical
+    assert not torch.equal(out["depth"], other["depth"])
     assert out["uvd_crop"].shape == (1, 16, 3)
-    if variant == "plain":
-        assert out["heatmaps"] == []
-        assert torch.equal(out["uvd_crop"][..., 2], out["depth"])
-    else:
-        assert [h.shape for h in out["heatmaps"]] == [(1, 16, 64, 64)] * 2
-        uv = decode_heatmaps(out["heatmaps"][-1])
-        assert torch.equal(out["uvd_crop"], torch.cat([uv, out["depth"][..., None]], dim=-1))
-    assert ("attention" in out) == (variant == "attention")
-    if variant == "attention":
-        assert out["attention"].shape == (1, 128, 64, 64)
+    assert [h.shape for h in out["heatmaps"]] == (
+        [] if variant == "plain" else [(1, 16, 64, 64)] * 2
+    )
+    check_against_reference(net, image)
 
 
-def test_locnet_paper_size_output_shape():
-    torch.manual_seed(0)
-    net = LocNet(LocNetConfig()).eval()
+@pytest.mark.slow
+def test_locnet_paper_size_is_deterministic_and_per_sample():
+    images = torch.rand(3, 1, 128, 128, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+    def build_and_run(seed: int) -> tuple[LocNet, torch.Tensor]:
+        torch.manual_seed(seed)
+        net = LocNet(LocNetConfig()).eval()
+        with torch.no_grad():
+            return net, net(images)
+
+    net, out = build_and_run(0)
+    assert out.shape == (3, 3)
+    assert torch.equal(out, build_and_run(0)[1])
+    assert not torch.equal(out, build_and_run(1)[1])
     with torch.no_grad():
-        assert net(torch.zeros(2, 1, 128, 128)).shape == (2, 3)
+        # In eval mode each frame's offset is its own: the same alone as in the batch, and by
+        # hand from the two halves of the network.
+        alone = torch.cat([net(images[i : i + 1]) for i in range(3)])
+        by_hand = net.fc(net.features(images).flatten(1))
+    torch.testing.assert_close(alone, out)
+    torch.testing.assert_close(by_hand, out)
+    assert (out[0] - out[1]).abs().max() > 1e-4  # different frames, different offsets
     with pytest.raises(ValueError, match=r"\(B, 1, 128, 128\)"):
         net(torch.zeros(2, 1, 64, 64))
 
@@ -197,7 +301,8 @@ def test_attention_masks_lie_strictly_inside_0_1_and_vary():
         with torch.no_grad():
             mask = net(image)["attention"]
         assert mask.shape == (4, 16, 16, 16)
-        assert mask.min() > 0 and mask.max() < 1
+        assert mask.min() > 0
+        assert mask.max() < 1
         assert mask.std() > 0.01
 
 
@@ -213,7 +318,8 @@ def test_same_seed_same_weights_and_outputs():
 
     a, b, c = build(1), build(1), build(2)
     assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
-    assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    assert torch.equal(a[1], b[1])
+    assert torch.equal(a[2], b[2])
     assert not torch.equal(a[1], c[1])
 
 
@@ -277,12 +383,14 @@ def test_loss_values_follow_the_documented_scales():
     cfg = smoke_posenet(variant="direct", reg_weight=2.0)
     outputs = {"heatmaps": [zeros, targets["heatmaps"]], "depth": pred_depth}
     total, parts = pose_loss(outputs, targets, cfg)
-    assert parts["det_0"] == pytest.approx(expected_det.item()) and parts["det_1"] == 0
+    assert parts["det_0"] == pytest.approx(expected_det.item())
+    assert parts["det_1"] == 0
     assert total.item() == pytest.approx(expected_det.item() + 2.0 * 0.16, rel=1e-4)
 
     plain = smoke_posenet(variant="plain")
     total, parts = pose_loss({"uvd_crop": targets["uvd_crop"] + 0.1}, targets, plain)
-    assert total.item() == pytest.approx(16 * 3 * 0.01, rel=1e-4) and "det" not in parts
+    assert total.item() == pytest.approx(16 * 3 * 0.01, rel=1e-4)
+    assert "det" not in parts
     with pytest.raises(KeyError, match="depth"):
         pose_loss({"heatmaps": [zeros]}, {"heatmaps": zeros}, cfg)
     with pytest.raises(ValueError, match="shape"):
@@ -368,7 +476,8 @@ def test_two_branch_depth_gets_no_gradient_from_the_hourglass():
 def test_direct_and_attention_depths_depend_on_the_last_stacks_features(variant):
     net, out, _, features = _outputs_and_hourglass(variant)
     (grad,) = torch.autograd.grad(out["depth"].sum(), features[-1], retain_graph=True)
-    assert grad is not None and grad.abs().sum() > 0
+    assert grad is not None
+    assert grad.abs().sum() > 0
     out["depth"].sum().backward()
     last = net.hourglass.hourglasses[-1]
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in last.parameters())
@@ -378,8 +487,10 @@ def test_direct_and_attention_depths_depend_on_the_last_stacks_features(variant)
 
 def test_plain_has_no_heatmaps():
     net, out, heatmaps, _ = _outputs_and_hourglass("plain")
-    assert out["heatmaps"] == [] and heatmaps == []
-    assert len(net.hourglass.heads) == 0 and len(net.hourglass.remap_heatmaps) == 0
+    assert out["heatmaps"] == []
+    assert heatmaps == []
+    assert len(net.hourglass.heads) == 0
+    assert len(net.hourglass.remap_heatmaps) == 0
     assert out["uvd_crop"].requires_grad  # all three coordinates come from the regression
 
 
@@ -445,4 +556,5 @@ def test_integral_decoding_is_differentiable():
     uv = torch.tensor([[[0.1, -0.2]]])
     heatmaps = gaussian_heatmaps(uv, 16, 1.5).requires_grad_(True)
     integral_decode(heatmaps).sum().backward()
-    assert heatmaps.grad is not None and heatmaps.grad.abs().sum() > 0
+    assert heatmaps.grad is not None
+    assert heatmaps.grad.abs().sum() > 0

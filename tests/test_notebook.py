@@ -23,7 +23,8 @@ def test_start_creates_a_missing_run_folder(clean_env, monkeypatch):
     missing = clean_env / "not" / "yet"
     monkeypatch.setenv("HANDPOSE_RUN_DIR", str(missing))
     nb = notebook.start("smoke")
-    assert nb.run_dir == missing.resolve() and missing.is_dir()
+    assert nb.run_dir == missing.resolve()
+    assert missing.is_dir()
     assert nb.figures_dir.is_dir()
 
 
@@ -95,4 +96,5 @@ def test_error_table_marks_the_floors():
     table = notebook.error_table({"attention": {notebook.COM: (model, parts)}}, [floor])
     assert list(table["prediction"]) == ["attention", "floor: test mean pose"]
     assert list(table["crop centre"]) == [notebook.COM, notebook.ORACLE]
-    assert table.loc[0, "mean error (mm)"] == 20.0 and table.loc[1, "depth error (mm)"] == 8.0
+    assert table.loc[0, "mean error (mm)"] == 20.0
+    assert table.loc[1, "depth error (mm)"] == 8.0

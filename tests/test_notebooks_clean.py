@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -42,3 +44,24 @@ def test_parameters_cell_is_readable_and_declares_headless(path, caplog):
     assert list(declared) == assigned  # every parameter parsed, none lost to a comment
     assert declared["HEADLESS"]["default"] == "False"
     assert all(p["inferred_type_name"] != "None" for p in declared.values())
+
+
+def test_pre_commit_hook_script_refuses_outputs_and_passes_the_committed_notebooks(tmp_path):
+    """The pre-commit hook (.ci/notebooks_without_outputs.py) agrees with the test above."""
+    script = Path(__file__).resolve().parents[1] / ".ci" / "notebooks_without_outputs.py"
+    clean = [str(p) for p in NOTEBOOKS]
+    assert subprocess.run([sys.executable, str(script), *clean], check=False).returncode == 0
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells[code].execution_count = 1
+    nb.cells[code].outputs = [nbformat.v4.new_output("stream", text="hi\n")]
+    dirty = tmp_path / "dirty.ipynb"
+    nbformat.write(nb, dirty)
+    done = subprocess.run(
+        [sys.executable, str(script), *clean, str(dirty)], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"{dirty}: cells [{code}] hold outputs "
+        f"(clear them: jupyter nbconvert --clear-output --inplace {dirty})"
+    )

@@ -59,7 +59,8 @@ def test_packed_depth_round_trip_keeps_millimetres(tmp_path):
     depth[:2, :3] = [[0, 255, 256], [1000, 65535, 4095]]
     path = write_depth_png(tmp_path / "depth_1_0000001.png", depth)
     with Image.open(path) as image:
-        assert image.mode == "RGB" and image.size == (640, 480)
+        assert image.mode == "RGB"
+        assert image.size == (640, 480)
         pixels = np.asarray(image)
     assert tuple(pixels[1, 0]) == (0, 1000 >> 8, 1000 & 255)  # green high byte, blue low byte
     np.testing.assert_array_equal(read_depth_png(path), depth)
@@ -85,10 +86,12 @@ def test_joint_data_round_trip_selects_kinect_and_joints(tmp_path):
 def test_source_yields_kinect_1_frames_and_14_joints(nyu_root):
     root, uvd, _, depths = nyu_root
     source = NyuSource(root, "test", check_counts=False)
-    assert source.dataset == "nyu" and len(source) == 3
+    assert source.dataset == "nyu"
+    assert len(source) == 3
     for i in range(3):
         frame = source[i]
-        assert frame.name == f"test/depth_1_{i + 1:07d}.png" and frame.camera == NYU
+        assert frame.name == f"test/depth_1_{i + 1:07d}.png"
+        assert frame.camera == NYU
         np.testing.assert_array_equal(frame.depth_mm, depths[i])
         np.testing.assert_array_equal(frame.uvd, uvd[0, i][list(NYU_EVAL_JOINT_IDS)])
     assert source[-1].name == "test/depth_1_0000003.png"

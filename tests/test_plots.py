@@ -7,9 +7,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.text import Text
 from PIL import Image
 
-from handpose_lib import measures, plots
+from handpose_lib import measures, plots, tables
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.joints import JOINT_NAMES
 
@@ -165,7 +166,8 @@ def test_validation_by_step_draws_seed_means_bands_and_floors():
     direct, attention, floor = ax.get_lines()
     np.testing.assert_array_equal(direct.get_xdata(), [256, 512, 768])
     np.testing.assert_allclose(direct.get_ydata(), [29.6, 25.6, 21.6])  # mean of the 2 seeds
-    assert direct.get_label() == "direct (2 seeds)" and attention.get_label() == "attention"
+    assert direct.get_label() == "direct (2 seeds)"
+    assert attention.get_label() == "attention"
     assert len(ax.collections) == 1  # one band: attention has a single seed
     assert floor.get_label() == "floor: test mean pose (18.3 mm)"
     by_epoch = plots.validation_by_step_figure({"direct": seeds}, steps_per_epoch=None)
@@ -205,7 +207,98 @@ def test_centre_error_figure_has_histogram_cumulative_curve_and_bias():
     assert hist.get_title() == "centre error, 50 frames"
     assert cumulative.get_ylabel() == "fraction of frames within"
     fractions = cumulative.lines[1].get_ydata()
-    assert np.all(np.diff(fractions) >= 0) and fractions[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(fractions) >= 0)
+    assert fractions[-1] == pytest.approx(1.0)
     assert [t.get_text() for t in bias.get_xticklabels()] == ["toward wrist", "across", "depth"]
     heights = [p.get_height() for p in bias.patches]
     assert heights[0] == pytest.approx(offsets["CoM"]["toward_wrist"].mean())
+
+
+# ------------------------------------------------------------------------------ leaderboard
+
+
+def flat(name, mm, dataset="icvl", subset="all"):
+    joints = 16 if dataset == "icvl" else 14
+    return MethodResult(name, f"{name}.txt", dataset, subset, np.full((5, joints), float(mm)))
+
+
+def boards():
+    """Small ICVL and NYU leaderboards of registered methods (years 2014-2019, one method on
+    a test subset), the paper's printed rows included."""
+    icvl = [
+        flat(name, mm)
+        for name, mm in (
+            ("LRF", 12.0),
+            ("DeepModel", 11.0),
+            ("REN-4x6x6", 7.6),
+            ("V2V-PoseNet", 6.3),
+            ("Point-to-Point", 6.2),
+            ("A2J", 6.4),
+        )
+    ]
+    icvl.append(flat("DeepPrior", 10.0, subset="test_seq_1"))
+    nyu = [
+        flat(n, mm, "nyu")
+        for n, mm in (("Feedback", 16), ("DeepPrior++", 12.2), ("V2V-PoseNet", 8.4))
+    ]
+    return {"icvl": tables.leaderboard("icvl", icvl), "nyu": tables.leaderboard("nyu", nyu)}
+
+
+def test_by_year_figure_has_one_point_per_method_and_marks_the_paper():
+    shown = boards()
+    fig = plots.leaderboard_by_year_figure(shown, "progress")
+    for ax, (dataset, board) in zip(fig.axes, shown.items(), strict=True):
+        points = {c.get_label(): c.get_offsets() for c in ax.collections}
+        assert sum(len(p) for p in points.values()) == len(board)  # one point per row
+        (paper,) = points["Ours (paper), as printed"]
+        assert paper[1] == tables.PAPER_OURS_MM[dataset]
+        assert abs(paper[0] - tables.PAPER_YEAR) <= 0.3
+        assert ax.get_title().startswith(f"{dataset.upper()}: {len(board) - 1} registered")
+    icvl = fig.axes[0]
+    assert len(points_of(icvl, "method, on a test subset only")) == 1
+    labels = [t.get_text() for t in icvl.texts]
+    assert "Ours (paper) 6.09" in labels
+    assert "LRF 12.00" in labels
+    assert "DeepModel 11.00" in labels
+    assert "Point-to-Point 6.20" in labels  # the best of 2018 besides the paper
+    assert "V2V-PoseNet 6.30" not in labels
+    fig.canvas.draw()
+    boxes = [Text.get_window_extent(t) for t in icvl.texts]  # the text, not the leader line
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert all(fig.axes[0].bbox.contains(b.x0, b.y0) for b in boxes)
+
+
+def points_of(ax, label):
+    (collection,) = [c for c in ax.collections if c.get_label() == label]
+    return collection.get_offsets()
+
+
+def test_best_so_far_steps_down_over_years_and_counts_the_paper():
+    best = plots.best_so_far(boards()["icvl"])
+    assert list(best.index) == [2014, 2015, 2016, 2017, 2018, 2019]  # subset rows not counted
+    assert list(best) == [12.0, 12.0, 11.0, 7.6, 6.092, 6.092]
+
+
+def test_year_positions_spread_the_points_of_one_year_in_order_of_error():
+    board = boards()["icvl"]
+    x = plots.year_positions(board).set_axis(board["method"])
+    assert x["LRF"] == 2014
+    assert x["Ours (paper)"] < x["Point-to-Point"] < x["V2V-PoseNet"] < 2018.35
+    assert x["Ours (paper)"] > 2017.65
+
+
+def test_top_methods_panels_draw_at_most_five_curves_and_the_papers_mean():
+    shown = [result(f"m{k}", 10 + k, seed=k) for k in range(5)]
+    per_joint, success = plots.top_methods_figures(shown, JOINT_NAMES["icvl"], "ICVL", 6.092)
+    ax = per_joint.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [*(r.name for r in shown), "Ours (paper), as printed: 6.092 mm (mean only)"]
+    (mark,) = ax.collections[0].get_segments()
+    np.testing.assert_allclose(mark[:, 1], 6.092)
+    np.testing.assert_allclose(mark[:, 0].mean(), 16)  # over the "Mean" group
+    curves = [line for line in success.axes[0].lines if not line.get_label().startswith("_")]
+    assert len(curves) <= plots.MAX_TOP_CURVES == 5
+    assert [line.get_label() for line in curves] == [r.name for r in shown]
+    assert legend_clear_of_axes(success, success.axes[0])
+    with pytest.raises(ValueError, match="1 to 5 methods"):
+        plots.top_methods_figures([*shown, result("m5", 20)], JOINT_NAMES["icvl"])

@@ -88,7 +88,8 @@ def crop_pixel(uvd_crop, size):
 def test_center_of_mass_of_a_disc_is_its_centre_and_depth():
     frame = blob_frame(tilt=0.0)
     mask = closest_object_mask(frame.depth_mm, 150.0, 10.0, 2000.0)
-    assert mask.sum() > 3000 and not mask[0, 0]  # the disc, not the wall
+    assert mask.sum() > 3000
+    assert not mask[0, 0]
     com = center_of_mass(frame.depth_mm, mask)
     np.testing.assert_allclose(com, [170.0, 110.0, 380.0], atol=1e-6)
     np.testing.assert_allclose(hand_center(frame.depth_mm, ICVL, CropConfig()), com, atol=1e-6)
@@ -150,9 +151,9 @@ def test_crop_frames_the_cube_centre_and_edges():
     np.testing.assert_allclose(crop.image_to_crop(center[None]), [[0.0, 0.0, 0.0]], atol=1e-12)
     # A point half a cube to the right at the centre depth lands on the right edge (+1) and one
     # half a cube behind has normalized depth +1.
-    right = ICVL.xyz_to_uvd(ICVL.uvd_to_xyz(center) + [125.0, 0.0, 0.0])
+    right = ICVL.xyz_to_uvd(ICVL.uvd_to_xyz(center) + np.array([125.0, 0.0, 0.0]))
     np.testing.assert_allclose(crop.image_to_crop(right[None])[0, 0], 1.0, atol=1e-12)
-    behind = center + [0.0, 0.0, 125.0]
+    behind = center + np.array([0.0, 0.0, 125.0])
     np.testing.assert_allclose(crop.image_to_crop(behind[None])[0, 2], 1.0, atol=1e-12)
 
 
@@ -200,7 +201,9 @@ def test_crop_samples_the_depth_under_each_joint():
     center = hand_center(frame.depth_mm, ICVL, CropConfig())
     sample = prepare_sample(frame.depth_mm, frame.uvd, ICVL, center, CropConfig())
     image = sample["image"][0]
-    assert image.shape == (128, 128) and image.min() >= -1 and image.max() == 1.0
+    assert image.shape == (128, 128)
+    assert image.min() >= -1
+    assert image.max() == 1.0
     rows, cols = crop_pixel(sample["uvd_crop"], 128)
     # Joints sit on the disc surface: the crop pixel under each joint holds its depth.
     np.testing.assert_allclose(image[rows, cols], sample["depth"], atol=0.01)
@@ -211,11 +214,13 @@ def test_heatmap_peaks_at_the_joint_with_value_one():
     pixels = np.array([[3.0, 7.0], [12.0, 0.0], [8.4, 5.6]])  # heatmap (x, y) pixels
     uv_norm = (pixels + 0.5) / size * 2 - 1
     heatmaps = gaussian_heatmaps(uv_norm, size, sigma=1.5)
-    assert heatmaps.shape == (3, size, size) and heatmaps.dtype == np.float32
+    assert heatmaps.shape == (3, size, size)
+    assert heatmaps.dtype == np.float32
     for j, (x, y) in enumerate(pixels):
         row, col = np.unravel_index(heatmaps[j].argmax(), (size, size))
         assert (col, row) == (round(x), round(y))
-    assert heatmaps[0, 7, 3] == pytest.approx(1.0) and heatmaps[1, 0, 12] == pytest.approx(1.0)
+    assert heatmaps[0, 7, 3] == pytest.approx(1.0)
+    assert heatmaps[1, 0, 12] == pytest.approx(1.0)
     assert heatmaps[0, 7, 3 + 3] == pytest.approx(np.exp(-9 / (2 * 1.5**2)), rel=1e-6)
 
 
@@ -225,7 +230,8 @@ def test_sample_targets_layout():
     sample = prepare_sample(frame.depth_mm, frame.uvd, ICVL, center, SMALL)
     assert sample["image"].shape == (1, 32, 32)
     assert sample["heatmaps"].shape == (16, 16, 16)
-    assert sample["depth"].shape == (16,) and sample["uvd_crop"].shape == (16, 3)
+    assert sample["depth"].shape == (16,)
+    assert sample["uvd_crop"].shape == (16, 3)
     np.testing.assert_array_equal(sample["uvd_crop"][:, 2], sample["depth"])
     np.testing.assert_allclose(sample["uvd"], frame.uvd)
     np.testing.assert_allclose(sample["center_uvd"], center)
@@ -244,8 +250,10 @@ def test_augment_sampling_is_deterministic_and_within_ranges():
     assert draws[0] != config.sample(np.random.default_rng(8))
     for seed in range(50):
         p = config.sample(np.random.default_rng(seed))
-        assert abs(p.rotation_deg) <= 30 and 0.8 <= p.scale <= 1.2
-        assert max(abs(t) for t in p.translate) <= 0.1 and abs(p.translate_depth_mm) <= 5
+        assert abs(p.rotation_deg) <= 30
+        assert 0.8 <= p.scale <= 1.2
+        assert max(abs(t) for t in p.translate) <= 0.1
+        assert abs(p.translate_depth_mm) <= 5
 
 
 def test_identity_augmentation_changes_nothing():
@@ -317,7 +325,8 @@ def test_cache_builds_once_then_reuses(tmp_path):
     cache = build_cache(source, tmp_path / "c", SMALL, dtype="float32")
     assert source.reads == len(source)
     images = np.load(tmp_path / "c" / "images.npy", mmap_mode="r")
-    assert images.shape == (5, 1, 32, 32) and images.dtype == np.float32
+    assert images.shape == (5, 1, 32, 32)
+    assert images.dtype == np.float32
     for i in range(len(source)):
         frame = source.frames[i]
         crop = make_crop(hand_center(frame.depth_mm, ICVL, SMALL), ICVL, SMALL.cube_mm, 32)
@@ -327,7 +336,8 @@ def test_cache_builds_once_then_reuses(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reuse must not warn
         again = build_cache(source, tmp_path / "c", SMALL, dtype="float32")
-    assert source.reads == len(source) and len(again) == 5
+    assert source.reads == len(source)
+    assert len(again) == 5
 
 
 @pytest.mark.parametrize(
@@ -401,7 +411,8 @@ def test_context_cache_keeps_what_a_rotation_brings_into_the_crop(tmp_path):
     plain = build_cache(source, tmp_path / "plain", SMALL, dtype="float32")
     wide_config = replace(SMALL, context=1.5)
     wide = build_cache(source, tmp_path / "wide", wide_config, dtype="float32")
-    assert wide.image(0).shape == (48, 48) and "context" in wide.meta["key"]["config"]
+    assert wide.image(0).shape == (48, 48)
+    assert "context" in wide.meta["key"]["config"]
     base = wide.crop(0)
     np.testing.assert_allclose(base.matrix, plain.crop(0).matrix)  # the network's crop
     # Unaugmented, the network sees the same cube crop as without context.

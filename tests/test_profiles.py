@@ -18,7 +18,8 @@ def test_every_profile_builds_every_run(name, tmp_path):
     for data in profiles.DATA_CHOICES:
         for model in MODELS:
             config = profile.run_config(model, data)
-            assert isinstance(config, RunConfig) and config.profile == name
+            assert isinstance(config, RunConfig)
+            assert config.profile == name
             assert config.model.input_size == config.crop.input_size == profile.input_size
             if config.task == "pose":
                 assert config.model.variant == model
@@ -74,9 +75,11 @@ def test_cpu_and_long_profiles_depart_from_the_paper_only_where_documented():
     # (the paper profile keeps the pixel mean: the sum diverges under SGD at lr 0.1).
     assert (cpu.posenet.det_reduction, cpu.posenet.reg_weight) == ("sum", 1.0)
     assert paper.posenet.det_reduction == "mean"
-    assert cpu.augment.rotation_deg == 30.0 and paper.augment.rotation_deg == 180.0
+    assert cpu.augment.rotation_deg == 30.0
+    assert paper.augment.rotation_deg == 180.0
     # Zero-initialised heatmap heads: an initialisation the paper does not specify.
-    assert cpu.posenet.zero_init_heads and not paper.posenet.zero_init_heads
+    assert cpu.posenet.zero_init_heads
+    assert not paper.posenet.zero_init_heads
     # long: the same networks and recipe, 3x the optimizer steps, three seeds.
     assert (long.posenet, long.locnet, long.augment) == (cpu.posenet, cpu.locnet, cpu.augment)
     steps = {p.name: p.train.epochs * (p.train_frames // p.train.batch_size) for p in (cpu, long)}
@@ -95,11 +98,13 @@ def test_paper_profile_is_the_papers_recipe():
         0.9,
         5e-5,
     )
-    assert tc.lr_schedule == "step" and len(tc.lr_milestones) == 2 and tc.lr_gamma == 0.1
+    assert tc.lr_schedule == "step"
+    assert len(tc.lr_milestones) == 2
+    assert tc.lr_gamma == 0.1
 
 
 def test_unknown_names_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown profile 'huge'.*'paper', 'cpu', 'smoke'"):
+    with pytest.raises(ValueError, match=r"unknown profile 'huge'.*'paper', 'cpu', 'smoke'"):
         get_profile("huge")
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         get_profile("smoke").run_config("resnet")

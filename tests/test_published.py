@@ -1,5 +1,7 @@
 import csv
+import io
 import shutil
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,43 +27,118 @@ def _frame(j: int = 2, value: str = "1.0") -> str:
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_registry_lists_every_manifest_file_with_its_checksum(published_dir):
-    manifest_path = published_dir / "MANIFEST.tsv"
-    if not manifest_path.is_file():
-        pytest.skip(
-            f"{published_dir} is the download cache, not a copy with MANIFEST.tsv: the registry "
-            "is checked against the served files by their sha256 (published_dir fixture)"
-        )
-    with open(manifest_path) as f:
-        manifest = {r["path"]: r for r in csv.DictReader(f, delimiter="\t")}
+MANIFESTS = ("MANIFEST.tsv", "MORE_MANIFEST.tsv")
+
+
+def _manifest_rows(published_dir: Path, name: str) -> list[dict[str, str]]:
+    """The rows of manifest `name` of the local copy; on the download route, the one a mirror
+    serves at its root (HANDPOSE_PUBLISHED_URL + name, as .ci/check_clean_clone.sh's server
+    does). GitHub, the default, serves none: only then is the comparison skipped."""
+    local = published_dir / name
+    if local.is_file():
+        text = local.read_text()
+    elif published.base_url() == published.GITHUB_RAW_URL:
+        pytest.skip(f"download route from GitHub, which serves no {name}")
+    else:
+        url = published.base_url() + name
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                text = response.read().decode()
+        except OSError as err:
+            pytest.fail(f"the mirror {published.base_url()} serves no {name} ({url}: {err})")
+    return list(csv.DictReader(io.StringIO(text), delimiter="\t"))
+
+
+def test_registry_lists_every_file_of_both_manifests_with_its_checksum(published_dir):
+    """MANIFEST.tsv: the evaluation kit's files, by upstream path at the kit's pinned commit;
+    MORE_MANIFEST.tsv: files of several repositories, each by its full pinned address."""
+    first, more = (_manifest_rows(published_dir, name) for name in MANIFESTS)
     entries = {e.path: e for e in published.registry()}
-    assert set(entries) == set(manifest)
-    for path, row in manifest.items():
-        assert entries[path].sha256 == row["sha256"]
-        assert entries[path].bytes == int(row["bytes"])
-        assert entries[path].upstream_path == row["upstream_path"]
-        assert entries[path].upstream_url.endswith(row["upstream_path"])
-        assert published.UPSTREAM_COMMIT in entries[path].upstream_url
+    assert len(entries) == len(published.registry())  # no path twice
+    assert set(entries) == {r["path"] for r in first} | {r["path"] for r in more}
+    assert len(first) + len(more) == len(entries)
+    for row in first:
+        entry = entries[row["path"]]
+        assert (entry.sha256, entry.bytes) == (row["sha256"], int(row["bytes"]))
+        assert entry.upstream_path == row["upstream_path"]
+        assert (entry.repository, entry.commit) == (
+            published.UPSTREAM_REPO,
+            published.UPSTREAM_COMMIT,
+        )
+        assert entry.kind != "centers"
+    for row in more:
+        entry = entries[row["path"]]
+        assert (entry.sha256, entry.bytes) == (row["sha256"], int(row["bytes"]))
+        assert entry.upstream_url == row["url"]
+        assert (entry.kind, entry.method, entry.venue) == (row["kind"], row["method"], row["venue"])
+        assert entry.year == int(row["year"])
+        assert entry.note == row["note"]
 
 
-def test_every_registry_file_is_present_with_its_size(published_dir):
+def test_every_row_has_its_own_pinned_upstream_address():
     for entry in published.registry():
-        assert (published_dir / entry.path).stat().st_size == entry.bytes, entry.path
+        assert entry.upstream_url == (
+            f"https://raw.githubusercontent.com/{entry.repository}/{entry.commit}/"
+            f"{entry.upstream_path}"
+        )
+        assert len(entry.commit) == 40
+        assert int(entry.commit, 16) >= 0
+    repositories = {repo for repo, _ in published.upstream_sources()}
+    assert repositories == {
+        "xinghaochen/awesome-hand-pose-estimation",
+        "zhangboshen/A2J",
+        "Elody-07/AWR-Adaptive-Weighting-Regression",
+        "cwc1260/HandFold",
+        "iscas3dv/handpose-virtualview",
+        "poier/murauer",
+    }
+    assert len(published.upstream_sources()) == len(repositories)  # one commit each
+
+
+def test_centre_files_are_registered_by_dataset_and_split():
+    centres = {(e.dataset, e.split): e for e in published.center_entries()}
+    assert set(centres) == {("nyu", "train"), ("nyu", "test"), ("icvl", "test")}
+    assert [centres[k].frames for k in sorted(centres)] == [1596, 8252, 72757]
+    for entry in centres.values():
+        assert entry.center_source == "v2v"
+        assert (entry.venue, entry.year) == ("CVPR", 2018)
+        assert entry not in published.prediction_entries(entry.dataset)
+    assert published.center_entries("icvl") == [centres["icvl", "test"]]
+
+
+def test_mirror_address_is_the_base_url_plus_owner_repo_commit_and_path(monkeypatch):
+    entry = published.lookup("ICCV19_NYU_A2J")
+    monkeypatch.delenv(published.ENV_BASE_URL, raising=False)
+    assert entry.url == entry.upstream_url
+    monkeypatch.setenv(published.ENV_BASE_URL, "http://mirror.example/pub")
+    assert entry.url == (
+        "http://mirror.example/pub/zhangboshen/A2J/4c332f0ebff159d384af162a90b64ce89ea8d4b4/"
+        "result_nyu_icvl/nyu_861_epoch32_UVD.txt"
+    )
 
 
 def test_readme_states_what_the_default_run_downloads():
-    """The README's download sizes are the registry's, so they cannot go stale."""
-    text = README.read_text()
-    total = sum(e.bytes for e in published.registry())
+    """The README's download counts and sizes are the registry's, so they cannot go stale."""
+    text = " ".join(README.read_text().split())  # line breaks of the prose do not matter
+    registry = published.registry()
+    total = sum(e.bytes for e in registry)
     labels = published.lookup("icvl/icvl_test_groundtruth_label.txt").bytes
-    assert f"{len(published.registry())} files" in text
-    assert f"{total:,} bytes" in text and f"{labels:,} bytes" in text
+    predictions = sum(e.kind == "predictions" for e in registry)
+    centres = len(published.center_entries())
+    assert f"{len(registry)} files, {total:,} bytes" in text
+    assert f"all {len(registry)} files" in text
+    assert f"{predictions} prediction files" in text
+    assert f"{centres} community hand-centre files" in text
+    assert f"{len(published.upstream_sources())} repositories" in text
+    assert f"{labels:,} bytes" in text
 
 
 def test_every_prediction_has_method_venue_year():
     for entry in published.registry():
         if entry.kind == "predictions":
-            assert entry.method and entry.venue and entry.year >= 2014
+            assert entry.method
+            assert entry.venue
+            assert entry.year >= 2014
             assert entry.dataset in ("icvl", "nyu")
 
 
@@ -86,7 +163,24 @@ def test_local_copy_with_wrong_checksum_is_refused(published_dir, tmp_path):
     shutil.copy(published_dir / entry.path, copy)
     with open(copy, "a") as f:
         f.write("\n")  # one byte more: the numbers would still parse
-    with pytest.raises(ChecksumError, match="IJCAI16_ICVL_DeepModel.txt: sha256 is"):
+    with pytest.raises(ChecksumError, match=r"IJCAI16_ICVL_DeepModel.txt: sha256 is"):
+        published.fetch(entry, local_dir=tmp_path)
+
+
+def test_local_copy_altered_in_place_at_the_same_size_is_refused(published_dir, tmp_path):
+    """One digit of the labels changed, the size kept: only the sha256 can tell, and the error
+    names the file. The untouched copy of the same file is accepted."""
+    entry = published.lookup("icvl/icvl_test_groundtruth_label.txt")
+    copy = tmp_path / entry.path
+    copy.parent.mkdir(parents=True)
+    shutil.copy(published_dir / entry.path, copy)
+    assert published.fetch(entry, local_dir=tmp_path) == copy
+    data = bytearray(copy.read_bytes())
+    digit = next(i for i in range(len(data) // 2, len(data)) if chr(data[i]).isdigit())
+    data[digit] = ord("1") if data[digit] != ord("1") else ord("2")
+    copy.write_bytes(bytes(data))
+    assert copy.stat().st_size == entry.bytes
+    with pytest.raises(ChecksumError, match=r"icvl_test_groundtruth_label\.txt: sha256 is"):
         published.fetch(entry, local_dir=tmp_path)
 
 
@@ -159,7 +253,7 @@ def test_empty_and_binary_files_are_errors(tmp_path):
         uvd_format.read_uvd(empty, num_joints=2)
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    with pytest.raises(FormatError, match="binary.txt: not a text file"):
+    with pytest.raises(FormatError, match=r"binary.txt: not a text file"):
         uvd_format.read_uvd(binary, num_joints=2)
 
 
@@ -169,7 +263,21 @@ def test_windows_line_endings_of_original_icvl_files(tmp_path):
         b"img_0.png " + _frame().encode() + b"\r\r\nimg_1.png " + b"2 " * 6 + b"\r\r\n"
     )
     uvd = uvd_format.read_uvd(path, num_joints=2, values_start=1)
-    assert uvd.shape == (2, 2, 3) and uvd[1, 1, 2] == 2.0
+    assert uvd.shape == (2, 2, 3)
+    assert uvd[1, 1, 2] == 2.0
+
+
+def test_files_printing_different_numbers_of_decimals_read_alike(tmp_path):
+    """Published files print 3 decimals (most), 4 (MURAUER), up to 4 or 6 varying by value
+    (CrossInfoNet NYU, A2J: trailing zeros dropped) or up to 14 (CrossInfoNet ICVL); integers
+    and exponents are numbers too."""
+    path = _write(
+        tmp_path / "p.txt",
+        ["1.5 2 300.000 4.0000 5.00000001 6.0000000000000", "1.5e0 2. 3e2 4 5 6"],
+    )
+    uvd = uvd_format.read_uvd(path, num_joints=2)
+    np.testing.assert_allclose(uvd[0].ravel(), [1.5, 2, 300, 4, 5.00000001, 6])
+    np.testing.assert_array_equal(uvd[1].ravel(), [1.5, 2, 300, 4, 5, 6])
 
 
 def test_write_read_round_trip(tmp_path):

@@ -48,6 +48,7 @@ def notebooks(tmp_path):
     return good, bad
 
 
+@pytest.mark.notebooks
 def test_parameters_reach_the_notebook_and_summary_lists_outputs(notebooks, tmp_path):
     good, _ = notebooks
     stream = io.StringIO()
@@ -62,27 +63,30 @@ def test_parameters_reach_the_notebook_and_summary_lists_outputs(notebooks, tmp_
     assert (tmp_path / "run" / "01_echo.ipynb").is_file()  # executed copy
     assert summary.headlines == {"answer": 42}
     assert [p.name for p in summary.written] == ["table.csv"]
-    assert "01_echo.ipynb" in summary.format() and "answer: 42" in summary.format()
+    assert "01_echo.ipynb" in summary.format()
+    assert "answer: 42" in summary.format()
     assert "[1/1] 01_echo.ipynb done in" in stream.getvalue()
 
 
-def test_headless_parameter_and_non_default_profile_figures(tmp_path, monkeypatch):
-    """HEADLESS=True arrives as a parameter (not only through the environment), a missing
-    run folder is created, and a smoke run writes its figures under the run folder."""
+@pytest.mark.notebooks
+def test_headless_retrain_and_non_default_profile_figures(tmp_path, monkeypatch):
+    """HEADLESS=True and RETRAIN arrive as parameters (not only through the environment), a
+    missing run folder is created, and a smoke run writes its figures under the run folder.
+    Notebook 04 (the self-comparison) gets RETRAIN=False from the default --retrain pose."""
     monkeypatch.delenv(paths.ENV_HEADLESS, raising=False)
     monkeypatch.delenv(paths.ENV_FIGURES_DIR, raising=False)
     nb = _notebook(
-        tmp_path / "01_headless.ipynb",
-        'HEADLESS = False\nRUN_DIR = ""\nOUTPUT_DIR = ""',
+        tmp_path / f"{reproduce.SELF_COMPARISON_NOTEBOOK}.ipynb",
+        'HEADLESS = False\nRETRAIN = None\nRUN_DIR = ""\nOUTPUT_DIR = ""',
         "import json, pathlib\n"
-        "pathlib.Path(RUN_DIR, 'headless.json').write_text(json.dumps(HEADLESS))\n"
+        "pathlib.Path(RUN_DIR, 'params.json').write_text(json.dumps([HEADLESS, RETRAIN]))\n"
         "pathlib.Path(OUTPUT_DIR, 'fig.png').write_bytes(b'png')",
     )
     committed = paths.REPO_ROOT / "figures"
     before = {p.name: p.stat().st_mtime_ns for p in committed.glob("*")}
     run = tmp_path / "not" / "yet" / "run"
     summary = reproduce.reproduce(profile="smoke", output=run, notebooks=[nb], stream=io.StringIO())
-    assert json.loads((run / "headless.json").read_text()) is True
+    assert json.loads((run / "params.json").read_text()) == [True, False]
     assert [p for p in summary.written] == [run / "figures" / "fig.png"]
     assert {p.name: p.stat().st_mtime_ns for p in committed.glob("*")} == before
 
@@ -116,10 +120,11 @@ def test_undeclared_parameters_are_not_injected(notebooks):
     assert params == {"PROFILE": "smoke"}
 
 
+@pytest.mark.notebooks
 def test_failing_notebook_is_reported_by_name_and_cell(notebooks, tmp_path):
-    good, bad = notebooks
+    _, bad = notebooks
     with pytest.raises(reproduce.NotebookFailed, match=r"02_fails.ipynb failed in cell .*boom"):
-        reproduce.reproduce(output=tmp_path / "run", figures=tmp_path / "f", notebooks=[good, bad])
+        reproduce.reproduce(output=tmp_path / "run", figures=tmp_path / "f", notebooks=[bad])
 
 
 def test_real_datasets_need_a_data_root():
@@ -129,9 +134,11 @@ def test_real_datasets_need_a_data_root():
 
 def test_numbered_notebooks_are_in_order():
     names = [p.name for p in reproduce.numbered_notebooks()]
-    assert names == sorted(names) and "05_table1_and_figure3.ipynb" in names
+    assert names == sorted(names)
+    assert "05_table1_and_figure3.ipynb" in names
 
 
+@pytest.mark.notebooks
 def test_hung_cell_is_reported_by_notebook_name(tmp_path, monkeypatch):
     slow = _notebook(tmp_path / "03_slow.ipynb", 'PROFILE = "cpu"', "import time\ntime.sleep(30)")
     fast = dataclasses.replace(profiles.PROFILES["smoke"], cell_timeout_s=2)
@@ -144,6 +151,7 @@ def test_hung_cell_is_reported_by_notebook_name(tmp_path, monkeypatch):
         )
 
 
+@pytest.mark.notebooks
 def test_notebook_that_cannot_fetch_published_files_fails_with_one_line(tmp_path):
     nb = _notebook(
         tmp_path / "05_offline.ipynb",
@@ -237,7 +245,8 @@ def test_parameters_cell_parses_and_declares_headless(notebook, caplog):
     with caplog.at_level(logging.WARNING, logger="papermill"):
         declared = papermill.inspect_notebook(str(notebook))
     assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
-    assert "HEADLESS" in declared and declared["HEADLESS"]["default"] == "False"
+    assert "HEADLESS" in declared
+    assert declared["HEADLESS"]["default"] == "False"
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,9 +292,11 @@ def test_summary_states_the_machine_rate_and_the_time_at_the_reference_rate():
         notebook_seconds={"01.ipynb": 60.0, "02.ipynb": 540.0}, matmul_gflops=200.0
     )
     text = summary.format()
-    assert "all notebooks" in text and "600.0 s" in text
+    assert "all notebooks" in text
+    assert "600.0 s" in text
     # 600 s at 200 GFLOP/s is 1200 s = 20 min at the reference 100 GFLOP/s.
-    assert "float32 matmul 200 GFLOP/s" in text and "100 GFLOP/s: about 20 min" in text
+    assert "float32 matmul 200 GFLOP/s" in text
+    assert "100 GFLOP/s: about 20 min" in text
 
 
 def test_retrain_reaches_only_the_self_comparison(tmp_path):
@@ -303,9 +314,19 @@ def test_retrain_reaches_only_the_self_comparison(tmp_path):
         assert got == expected, (profile, retrain)
     with pytest.raises(ValueError, match="retrain 'some': expected one of"):
         reproduce.reproduce("smoke", output=tmp_path / "x", notebooks=[], retrain="some")
-    # Through papermill: the parameter arrives in the notebook.
-    body = "import json, pathlib\n"
-    body += "pathlib.Path(RUN_DIR, 'retrain.json').write_text(json.dumps(RETRAIN))"
-    nb = _notebook(tmp_path / nb04.name, 'RETRAIN = None\nRUN_DIR = ""', body)
-    reproduce.reproduce("smoke", output=tmp_path / "run", notebooks=[nb], stream=io.StringIO())
-    assert json.loads((tmp_path / "run" / "retrain.json").read_text()) is False
+    # Through papermill: test_headless_retrain_and_non_default_profile_figures.
+
+
+def test_notebooks_selected_by_number():
+    chosen = reproduce.select_notebooks("05, 1,03")
+    assert [p.name[:2] for p in chosen] == ["01", "03", "05"]
+    assert reproduce.select_notebooks("02") == [reproduce.numbered_notebooks()[1]]
+    with pytest.raises(ValueError, match=r"no notebook numbered '07' \(known: 01,02,03,04,05\)"):
+        reproduce.select_notebooks("01,07")
+    with pytest.raises(ValueError, match="name at least one notebook number"):
+        reproduce.select_notebooks(" , ")
+
+
+def test_cli_refuses_an_unknown_notebook_number_in_one_line(capsys):
+    assert reproduce.main(["--profile", "smoke", "--notebooks", "9"]) == 1
+    assert capsys.readouterr().err.strip().startswith("error: --notebooks: no notebook numbered")

@@ -11,6 +11,7 @@ import pytest
 from handpose_lib.camera import ICVL
 from handpose_lib.datasets import icvl
 from handpose_lib.datasets.rendered_poses import RenderedPosesSource
+from handpose_lib.datasets.scene import LOCALIZATION_SCENE, SceneConfig
 from handpose_lib.datasets.synthetic import (
     FINGER_ROOTS,
     NOMINAL_BONE_MM,
@@ -22,6 +23,7 @@ from handpose_lib.datasets.synthetic import (
     forearm_direction,
     forward_kinematics,
     render_depth,
+    render_frame,
     sample_bone_lengths,
     sample_pose,
     sample_shape,
@@ -105,7 +107,8 @@ def test_projected_joints_fall_on_the_rendered_hand(synthetic_frames):
 def test_joints_in_depth_range_and_inside_image(synthetic_frames):
     _, frames = synthetic_frames
     for frame in frames:
-        assert frame.depth_mm.shape == (240, 320) and frame.depth_mm.dtype == np.float32
+        assert frame.depth_mm.shape == (240, 320)
+        assert frame.depth_mm.dtype == np.float32
         assert np.all((frame.uvd[:, 2] >= 200) & (frame.uvd[:, 2] <= 600))
         assert np.all((frame.uvd[:, 0] >= 10 - 1e-3) & (frame.uvd[:, 0] <= 309 + 1e-3))
         assert np.all((frame.uvd[:, 1] >= 10 - 1e-3) & (frame.uvd[:, 1] <= 229 + 1e-3))
@@ -117,7 +120,8 @@ def test_distance_range_is_configurable():
     config = SyntheticHandConfig(distance_mm=(420.0, 520.0))
     for i in range(5):
         d = SyntheticSource(5, seed=2, config=config)[i].uvd[:, 2]
-        assert d.min() >= 420 and d.max() <= 520
+        assert d.min() >= 420
+        assert d.max() <= 520
 
 
 def _band_centre_of_mass(depth_mm: np.ndarray, palm_d: float) -> np.ndarray:
@@ -145,7 +149,8 @@ def test_forearm_leaves_the_frame_and_pulls_the_centre_of_mass(synthetic_frames)
     shifts = np.array(shifts)  # pixels toward the arm
     assert np.all(shifts > -1.0)
     # Little arm is in view when the hand sits at the border the arm leaves through.
-    assert np.mean(shifts > 3.0) >= 0.75 and np.median(shifts) > 15.0
+    assert np.mean(shifts > 3.0) >= 0.75
+    assert np.median(shifts) > 15.0
 
 
 def test_sensor_drops_pixels_at_silhouette_edges(synthetic_frames):
@@ -236,7 +241,8 @@ def test_mirrored_hands_have_the_other_chirality():
     right = SyntheticSource(5, seed=1)
     left = SyntheticSource(5, seed=1, config=SyntheticHandConfig(mirror_probability=1.0))
     for i in range(5):
-        assert left.hand(i).mirrored and not right.hand(i).mirrored
+        assert left.hand(i).mirrored
+        assert not right.hand(i).mirrored
         assert chirality(left.hand(i).joints_xyz_mm) == -chirality(right.hand(i).joints_xyz_mm)
 
 
@@ -275,7 +281,8 @@ def test_icvl_split_parallel_subset_matches_serial(tmp_path):
 def test_rendered_poses_carry_the_published_labels(published):
     source = RenderedPosesSource(seed=0)
     labels = load_labels("icvl")
-    assert len(source) == 1596 and source.dataset == "icvl"
+    assert len(source) == 1596
+    assert source.dataset == "icvl"
     assert np.array_equal(source.uvd, labels)
     frames = [source[i] for i in (0, 701, 702, 1595)]
     for i, frame in zip((0, 701, 702, 1595), frames, strict=True):
@@ -296,7 +303,7 @@ def test_rendered_poses_write_as_icvl_test_sequence(published, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         ({"num_frames": 0}, "num_frames must be >= 1"),
         ({"num_frames": 2.5}, "num_frames must be an integer"),
@@ -352,7 +359,7 @@ def test_rendered_poses_and_renderer_reject_bad_arguments():
 
 def test_write_icvl_split_rejects_bad_arguments(tmp_path):
     source = SyntheticSource(2)
-    with pytest.raises(ValueError, match="expected a relative '\\*.txt' path"):
+    with pytest.raises(ValueError, match=r"expected a relative '\*.txt' path"):
         write_icvl_split(tmp_path, source, label_file="../labels.txt")
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         write_icvl_split(tmp_path, source, workers=0)
@@ -375,16 +382,12 @@ def test_write_icvl_split_rejects_bad_arguments(tmp_path):
 
 
 def test_scene_off_renders_exactly_the_hand_alone():
-    from handpose_lib.datasets.scene import SceneConfig
-
     plain, inactive = SyntheticSource(3, seed=7), SyntheticSource(3, seed=7, scene=SceneConfig())
     for i in range(3):
         np.testing.assert_array_equal(plain[i].depth_mm, inactive[i].depth_mm)
 
 
 def test_scene_keeps_the_hand_and_adds_a_background_behind_it():
-    from handpose_lib.datasets.scene import LOCALIZATION_SCENE, SceneConfig
-
     exact = SyntheticHandConfig(noise_std_mm=0.0, edge_dropout=0.0, speckle_dropout=0.0)
     plain = SyntheticSource(6, seed=8, config=exact)
     scene = SyntheticSource(6, seed=8, config=exact, scene=SceneConfig(background=True))
@@ -400,9 +403,6 @@ def test_scene_keeps_the_hand_and_adds_a_background_behind_it():
 
 
 def test_forearm_to_edge_reaches_the_image_border():
-    from handpose_lib.datasets.scene import SceneConfig
-    from handpose_lib.datasets.synthetic import render_frame
-
     source = SyntheticSource(8, seed=9)
     config = SyntheticHandConfig(noise_std_mm=0.0, edge_dropout=0.0, speckle_dropout=0.0)
     scene = SceneConfig(forearm_to_edge=True)
@@ -415,8 +415,6 @@ def test_forearm_to_edge_reaches_the_image_border():
 
 
 def test_scene_config_is_validated():
-    from handpose_lib.datasets.scene import SceneConfig
-
     with pytest.raises(ValueError, match="torso_gap_mm"):
         SceneConfig(torso_gap_mm=(300.0, 100.0))
     with pytest.raises(ValueError, match="forearm_elevation_deg"):

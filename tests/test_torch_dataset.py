@@ -58,8 +58,10 @@ def test_item_layout_at_paper_size():
         "index": ((), torch.int64),
     }
     assert {k: (tuple(v.shape), v.dtype) for k, v in item.items()} == expected
-    assert int(item["index"]) == 1 and float(item["cube_mm"]) == 250.0
-    assert item["image"].min() >= -1 and item["image"].max() <= 1
+    assert int(item["index"]) == 1
+    assert float(item["cube_mm"]) == 250.0
+    assert item["image"].min() >= -1
+    assert item["image"].max() <= 1
 
 
 def test_batches_decode_back_to_the_ground_truth():

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,12 @@ import torch
 
 from handpose_lib import profiles, uvd_format
 from handpose_lib import train as cli
+from handpose_lib.datasets.scene import LOCALIZATION_SCENE
 from handpose_lib.evaluate import evaluate_uvd
 from handpose_lib.profiles import make_run_config
 from handpose_lib.training import data, distributed, engine
 from handpose_lib.training.checkpoint import load_checkpoint
-from handpose_lib.training.config import ConfigError, RunConfig, SourceSpec
+from handpose_lib.training.config import ConfigError, RunConfig, SourceSpec, center_kind
 from handpose_lib.training.data import read_centers
 from handpose_lib.training.distributed import select_device
 from handpose_lib.training.engine import TrainingDiverged, train
@@ -55,11 +57,12 @@ def test_config_json_round_trip(tmp_path):
     assert (nyu.model.num_joints, nyu.crop.cube_mm, nyu.data.val.split) == (14, 300.0, "test")
     paper = make_run_config("paper").train
     assert (paper.batch_size, paper.lr, paper.momentum, paper.weight_decay) == (32, 0.1, 0.9, 5e-5)
-    assert len(paper.lr_milestones) == 2 and paper.lr_gamma == 0.1
+    assert len(paper.lr_milestones) == 2
+    assert paper.lr_gamma == 0.1
 
 
 def test_config_errors_name_the_field(tmp_path):
-    with pytest.raises(ValueError, match="unknown config field 'train.learning_rate'"):
+    with pytest.raises(ValueError, match=r"unknown config field 'train.learning_rate'"):
         smoke(**{"train.learning_rate": 0.1})
     with pytest.raises(ValueError, match="input_size"):
         smoke(**{"crop.input_size": 64})
@@ -70,7 +73,7 @@ def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"config.json: config.train: unknown .*lr_sch"):
         RunConfig.load(path)
     path.write_text("{")
-    with pytest.raises(ConfigError, match="config.json:1: not valid JSON"):
+    with pytest.raises(ConfigError, match=r"config.json:1: not valid JSON"):
         RunConfig.load(path)
     with pytest.raises(FileNotFoundError):
         RunConfig.load(tmp_path / "missing")
@@ -90,7 +93,8 @@ def test_smoke_training_learns_and_logs(tmp_path):
     assert result.best_metric == history["val_mean_error_mm"].min()
     assert RunConfig.load(tmp_path) == config
     model, loaded = load_model(tmp_path, "last")
-    assert loaded == config and not model.training
+    assert loaded == config
+    assert not model.training
     saved = weights(tmp_path)
     assert all(torch.equal(tensor, saved[name]) for name, tensor in model.state_dict().items())
     with pytest.raises(ValueError, match="already holds a checkpoint"):
@@ -167,7 +171,8 @@ def test_predictions_in_community_format(tmp_path):
     out = tmp_path / "pose_preds.txt"
     result = evaluate_run(tmp_path / "pose", out_path=out, device="cpu")
     uvd = uvd_format.read_uvd(out, 16, expected_frames=8)
-    assert np.isfinite(result.mean_error_mm) and result.errors_mm.shape == (8, 16)
+    assert np.isfinite(result.mean_error_mm)
+    assert result.errors_mm.shape == (8, 16)
 
     model, config = load_model(tmp_path / "pose")
     dataset = data.build_dataset(config, "val")
@@ -184,7 +189,8 @@ def test_predictions_in_community_format(tmp_path):
     centers_path = tmp_path / "centers.txt"
     loc = evaluate_run(tmp_path / "loc", out_path=centers_path, device="cpu")
     centers = read_centers(centers_path, expected_frames=8)
-    assert centers.shape == (8, 3) and np.isfinite(loc.mean_error_mm)
+    assert centers.shape == (8, 3)
+    assert np.isfinite(loc.mean_error_mm)
     spec = SourceSpec("synthetic", num_frames=8, seed=1, centers=str(centers_path))
     item = data.build_dataset(config, "val", spec)[0]
     np.testing.assert_allclose(item["center_uvd"].numpy(), centers[0])
@@ -203,6 +209,7 @@ def test_device_selection_falls_back_to_cpu(monkeypatch):
     assert select_device("auto", local_rank=1) == torch.device("cuda", 1)
 
 
+@pytest.mark.slow  # two processes under torchrun
 def test_ddp_two_processes_on_gloo(tmp_path):
     run_dir = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -241,9 +248,6 @@ def test_ddp_two_processes_on_gloo(tmp_path):
 
 
 def test_scene_is_on_for_the_localization_training_data_only(tmp_path):
-    from dataclasses import asdict, replace
-
-    from handpose_lib.datasets.scene import LOCALIZATION_SCENE
 
     for profile in profiles.PROFILES:
         loc = make_run_config(profile, "locnet")
@@ -255,7 +259,8 @@ def test_scene_is_on_for_the_localization_training_data_only(tmp_path):
     off = make_run_config("smoke", "locnet").with_overrides({"data.train.scene": None})
     assert off.data.train.scene is None
     partial = SourceSpec(num_frames=2, scene={"background": True, "wall_gap_mm": [400, 500]})
-    assert partial.scene.wall_gap_mm == (400, 500) and not partial.scene.forearm_to_edge
+    assert partial.scene.wall_gap_mm == (400, 500)
+    assert not partial.scene.forearm_to_edge
     with pytest.raises(ValueError, match=r"SourceSpec.scene: unknown fields \['torso'\]"):
         SourceSpec(num_frames=2, scene={"torso": True})
     with pytest.raises(ValueError, match=r"scene applies to rendered frames .* not to 'icvl'"):
@@ -273,8 +278,6 @@ def test_scene_is_on_for_the_localization_training_data_only(tmp_path):
 
 
 def test_centre_kinds_are_explicit(tmp_path):
-    from handpose_lib.training.config import center_kind
-
     assert center_kind("com") == ("com", None)
     assert center_kind("xyz:/d/center_test_refined.txt") == ("xyz", "/d/center_test_refined.txt")
     assert center_kind("uvd:c.txt") == ("uvd", "c.txt")

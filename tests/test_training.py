@@ -45,8 +45,10 @@ def test_field_effects_come_from_the_dataclass_metadata():
         assert field_effect(name) == "validation"
     assert field_effect("no.such.field") == "weights"  # unknown: assume it matters
     assert validation_fields() == ["data.val", "train.val_every"]
-    assert is_resumable_change("train.epochs") and is_resumable_change("data.val.centers")
-    assert not is_resumable_change("train.lr") and not is_resumable_change("train.seed")
+    assert is_resumable_change("train.epochs")
+    assert is_resumable_change("data.val.centers")
+    assert not is_resumable_change("train.lr")
+    assert not is_resumable_change("train.seed")
 
 
 def test_one_rule_for_reuse_and_resume():
@@ -131,7 +133,8 @@ def test_cosine_run_logs_progress_and_provenance(tmp_path):
         (2, 4, 4, 2),
     ]
     assert seen[0]["name"] == "attention"
-    assert seen[0]["eta_s"] > 0 and seen[1]["eta_s"] == 0
+    assert seen[0]["eta_s"] > 0
+    assert seen[1]["eta_s"] == 0
     assert seen[1]["elapsed_s"] >= seen[0]["elapsed_s"] > 0
     assert json.loads((tmp_path / PROGRESS_FILE).read_text()) == seen[-1]
 
@@ -162,7 +165,7 @@ def test_provenance_must_be_an_object(tmp_path):
     data = {**config.to_dict(), "provenance": "abc"}
     (tmp_path / "config.json").write_text(json.dumps(data))
     assert RunConfig.load(tmp_path) == config
-    with pytest.raises(ConfigError, match="config.json: provenance: expected an object"):
+    with pytest.raises(ConfigError, match=r"config.json: provenance: expected an object"):
         load_provenance(tmp_path)
 
 

@@ -107,7 +107,8 @@ def test_show_depth_masks_missing_pixels_and_labels_mm():
     depth = np.full((6, 8), 500.0, dtype=np.float32)
     depth[0, 0] = 0.0
     image = viz.show_depth(ax, depth)
-    assert image.get_array().mask[0, 0] and not image.get_array().mask[1, 1]
+    assert image.get_array().mask[0, 0]
+    assert not image.get_array().mask[1, 1]
     assert ax.figure.axes[-1].get_ylabel() == "depth (mm)"
 
 
@@ -161,7 +162,7 @@ def test_mark_centers_draws_the_cube_box_of_each_centre():
     viz.mark_centers(ax, centers, ICVL, cube_mm=250.0)
     boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
     assert len(boxes) == 2
-    u0, v0, u1, v1 = projected_box(centers["b"], ICVL, 250.0)
+    u0, v0, u1, _v1 = projected_box(centers["b"], ICVL, 250.0)
     assert boxes[1].get_xy() == (u0, v0)
     assert boxes[1].get_width() == pytest.approx(u1 - u0)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
@@ -193,7 +194,7 @@ def test_every_explorer_view_draws(frame, view, panels):
 def test_crop_views_centre_at_the_joint_centroid_like_pose_training(frame):
     fig = plt.figure()
     views.draw_view(fig, frame, "crop", SMALL, "synthetic")
-    drawn = [c for c in fig.axes[0].collections if len(c.get_offsets()) == 16][0]
+    drawn = next(c for c in fig.axes[0].collections if len(c.get_offsets()) == 16)
     centroid = drawn.get_offsets().mean(axis=0)  # joints in normalized crop coordinates
     assert np.abs(centroid).max() < 0.15  # joints' centroid near the crop centre (0, 0)
     assert "joint centroid" in fig.axes[0].get_title()
@@ -261,7 +262,8 @@ def test_augmentation_figure_labels_do_not_collide(frame):
     fig = views.augmentation_figure(augmented_samples(frame), "synthetic")
     assert_no_label_collides_across_panels(fig)
     crops = [ax for ax in fig.axes if ax.images]
-    assert crops[0].get_ylabel() and not crops[1].get_ylabel()  # shared v axis labelled once
+    assert crops[0].get_ylabel()
+    assert not crops[1].get_ylabel()
 
 
 def test_centre_crops_figure_labels_do_not_collide(frame, sample):
@@ -311,7 +313,7 @@ def test_crop_colorbar_label_stays_clear_of_the_crop(frame, size):
     views.draw_view(fig, frame, "heatmaps", config, "synthetic", joint=3)
     fig.tight_layout()
     assert_labels_stay_off_other_panels(fig)
-    bar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"][0]
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
     assert [t.get_text() for t in bar.get_yticklabels()] == list(viz.CROP_TICK_LABELS)
 
 
@@ -322,7 +324,8 @@ def test_centre_crops_explorer_keeps_the_colorbar_off_the_crops(frame, sample):
     assert_labels_stay_off_other_panels(fig)
     assert_no_label_collides_across_panels(fig)
     colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
-    assert len(colorbars) == 1 and fig.axes[0].get_legend() is not None
+    assert len(colorbars) == 1
+    assert fig.axes[0].get_legend() is not None
 
 
 def faint_outputs(sample, peak=0.05, channels=6):
@@ -359,7 +362,8 @@ def test_normalized_heatmaps_keep_zero_maps_and_clip_negatives():
     heat[0, 1, 2] = 0.2
     heat[0, 0, 0] = -0.1
     scaled = viz.normalized_heatmaps(heat)
-    assert scaled[0, 1, 2] == 1.0 and scaled[0, 0, 0] == 0.0
+    assert scaled[0, 1, 2] == 1.0
+    assert scaled[0, 0, 0] == 0.0
     assert not scaled[1].any()
 
 

@@ -137,7 +137,7 @@ def hand_geometry(
     between the given joints, a palm slab spanning the Palm and the finger roots, and a
     forearm capsule from the wrist, away from the fingers, long enough to leave the image."""
     joints_xyz = np.asarray(joints_xyz, dtype=np.float64)
-    lateral, distal, normal = hand_frame(joints_xyz)
+    lateral, distal, _normal = hand_frame(joints_xyz)
     axes = np.stack([lateral, distal])
     origin = joints_xyz[PALM]
     roots_2d = (joints_xyz[list(FINGER_ROOTS)] - origin) @ axes.T

@@ -54,7 +54,7 @@ class SceneConfig:
             raise ValueError("SceneConfig.torso_probability must be a probability in [0, 1]")
         if self.torso_gap_mm[0] < 0 or self.wall_gap_mm[0] < 0 or self.torso_radius_mm[0] <= 0:
             raise ValueError("SceneConfig: gaps must be >= 0 mm and the torso radius > 0 mm")
-        if not (0.0 <= self.forearm_elevation_deg[0] and self.forearm_elevation_deg[1] < 60.0):
+        if not (self.forearm_elevation_deg[0] >= 0.0 and self.forearm_elevation_deg[1] < 60.0):
             raise ValueError(
                 "SceneConfig.forearm_elevation_deg must lie in [0, 60) deg so the arm recedes "
                 "and still leaves the image"

@@ -38,11 +38,19 @@ from handpose_lib.joints import NYU_EVAL_JOINT_IDS
 
 # NYU's joint_names of joint_data.mat: fingers pinky (F1) .. index (F4), thumb (TH), each tip
 # to base, then palm / wrist points.
-NYU_LABEL_NAMES: tuple[str, ...] = tuple(
-    f"{finger}_{point}"
-    for finger in ("F1", "F2", "F3", "F4", "TH")
-    for point in ("KNU3_A", "KNU3_B", "KNU2_A", "KNU2_B", "KNU1_A", "KNU1_B")
-) + ("PALM_1", "PALM_2", "PALM_3", "PALM_4", "PALM_5", "PALM_6")
+NYU_LABEL_NAMES: tuple[str, ...] = (
+    *tuple(
+        f"{finger}_{point}"
+        for finger in ("F1", "F2", "F3", "F4", "TH")
+        for point in ("KNU3_A", "KNU3_B", "KNU2_A", "KNU2_B", "KNU1_A", "KNU1_B")
+    ),
+    "PALM_1",
+    "PALM_2",
+    "PALM_3",
+    "PALM_4",
+    "PALM_5",
+    "PALM_6",
+)
 
 WRIST_HALF_WIDTH_MM = 20.0
 # Kinect v1 working range of the NYU recordings (V2V-PoseNet data.lua: joints 350-1080 mm).

@@ -16,6 +16,7 @@ linear layers.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -72,7 +73,7 @@ class LocNet(nn.Module):
             conv_bn_relu(1, config.stem_channels, kernel=7, stride=2),
             *(
                 ResBlock(a, b, stride=2, se_reduction=config.se_reduction)
-                for a, b in zip(widths[:-1], widths[1:], strict=True)
+                for a, b in itertools.pairwise(widths)
             ),
             nn.AdaptiveAvgPool2d(config.pool),
         )

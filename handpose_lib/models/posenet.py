@@ -17,6 +17,7 @@ Heatmap variants decode u, v from the last stack's heatmaps (`handpose_lib.decod
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -147,7 +148,7 @@ class RegressionHead(nn.Module):
         self.convs = nn.Sequential(
             *(
                 ResBlock(a, b, stride=2, se_reduction=se_reduction)
-                for a, b in zip(widths[:-1], widths[1:], strict=True)
+                for a, b in itertools.pairwise(widths)
             )
         )
         self.pool = nn.AdaptiveAvgPool2d(pool)

@@ -95,9 +95,13 @@ class CropCache:
         re-sampled from the stored crop; the stored image itself when `crop` is it."""
         stored = self.stored_crop(index)
         image = self.image(index)
-        if crop.size == stored.size and np.array_equal(crop.matrix, stored.matrix):
-            if crop.cube_mm == stored.cube_mm and crop.center_uvd[2] == stored.center_uvd[2]:
-                return image
+        if (
+            crop.size == stored.size
+            and np.array_equal(crop.matrix, stored.matrix)
+            and crop.cube_mm == stored.cube_mm
+            and crop.center_uvd[2] == stored.center_uvd[2]
+        ):
+            return image
         return recrop_normalized(image, stored, crop)
 
     def uvd(self, index: int) -> np.ndarray:

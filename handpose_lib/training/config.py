@@ -42,6 +42,9 @@ TASKS = ("pose", "locnet")
 SOURCE_KINDS = ("synthetic", "rendered", "icvl", "nyu")
 RENDERED_KINDS = ("synthetic", "rendered")
 CENTER_FILE_KINDS = ("xyz", "uvd")  # SourceSpec.centers "xyz:PATH" / "uvd:PATH"
+# SourceSpec.centers "registry:SOURCE": the registered community centre file of the source's
+# dataset and split (`center_files.registered_centers`), e.g. "registry:v2v".
+CENTER_REGISTRY = "registry"
 MODELS = (*VARIANTS, "locnet")
 LR_SCHEDULES = ("step", "cosine")
 EFFECTS = ("weights", "validation", "none")
@@ -166,6 +169,11 @@ class SourceSpec:
                              the count is printed);
                 "uvd:PATH"   one uvd per frame in the community uvd format (what
                              `python -m handpose_lib.predict LOCNET_RUN FILE` writes);
+                "registry:SOURCE"  the centre file of SOURCE registered for this
+                             dataset and split ("registry:v2v": V2V-PoseNet's refined
+                             centres; ICVL test, NYU train and test), fetched and verified
+                             like the published files, used like "xyz:PATH"; the rendered
+                             ICVL test poses take the ICVL test file;
                 "PATH"       without a prefix: a uvd file, as "uvd:PATH" (configs written
                              before the prefixes existed).
                 Either file holds one line per frame of this source (after num_frames).
@@ -213,12 +221,19 @@ class SourceSpec:
 
 
 def center_kind(centers: str) -> tuple[str, str | None]:
-    """("com" | "joints", None) or ("xyz" | "uvd", path) for a `SourceSpec.centers` value."""
+    """("com" | "joints", None), ("xyz" | "uvd", path) or ("registry", source) for a
+    `SourceSpec.centers` value."""
     if not isinstance(centers, str) or not centers:
         raise ValueError(f"SourceSpec.centers must be a non-empty string, got {centers!r}")
     if centers in ("com", "joints"):
         return centers, None
     prefix, sep, rest = centers.partition(":")
+    if sep and prefix == CENTER_REGISTRY:
+        if not rest:
+            raise ValueError(
+                f"SourceSpec.centers={centers!r}: expected registry:SOURCE, e.g. registry:v2v"
+            )
+        return CENTER_REGISTRY, rest
     if sep and prefix in CENTER_FILE_KINDS:
         if not rest:
             raise ValueError(f"SourceSpec.centers={centers!r}: expected {prefix}:PATH")
@@ -234,7 +249,7 @@ class DataConfig:
     changes the numbers and counts as a "weights" field."""
 
     train: SourceSpec = field(default_factory=SourceSpec)
-    val: SourceSpec | None = _field(None, effect="validation")
+    val: SourceSpec | None = _field(None, effect="validation")  # noqa: RUF009 (a field())
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ from handpose_lib.datasets.rendered_poses import RenderedPosesSource
 from handpose_lib.datasets.synthetic import SyntheticSource
 from handpose_lib.datasets.torch_dataset import HandPoseDataset
 from handpose_lib.preprocess import CropConfig, hand_center
-from handpose_lib.training.config import RunConfig, SourceSpec, center_kind
+from handpose_lib.training.config import CENTER_REGISTRY, RunConfig, SourceSpec, center_kind
 
 
 class EvenSubset:
@@ -126,7 +126,14 @@ def resolve_spec_centers(
         return kind
     if kind == "uvd":
         return _for_source(read_centers(path), source, path, "centres")
-    centers = center_files.read_center_file(path)
+    if kind == CENTER_REGISTRY:
+        dataset, split = registry_split(spec)
+        registered = center_files.registered_centers(dataset, split, source=path)
+        path = f"{spec.centers} ({registered.path})"
+        found = registered.as_center_file(camera_for(source.dataset))
+        centers = center_files.CenterFile(path, found.xyz_mm, found.valid)
+    else:
+        centers = center_files.read_center_file(path)
     rows = _for_source(np.arange(len(centers)), source, path, "centres")
     chosen = center_files.CenterFile(centers.path, centers.xyz_mm[rows], centers.valid[rows])
     fallback = com_centers(source, crop, np.flatnonzero(~chosen.valid))
@@ -135,12 +142,31 @@ def resolve_spec_centers(
     return resolved.uvd
 
 
+def registry_split(spec: SourceSpec) -> tuple[str, str]:
+    """(dataset, split) whose registered centre file serves `spec`'s frames: an ICVL / NYU
+    split as it is; the rendered ICVL test poses are the published ICVL test frames, in their
+    order. Procedural synthetic hands have no registered centres (ValueError says which
+    centres they take)."""
+    if spec.kind in ("icvl", "nyu"):
+        return spec.kind, spec.split
+    if spec.kind == "rendered":
+        return "icvl", "test"
+    raise ValueError(
+        f"centres {spec.centers!r}: registered centre files belong to the ICVL / NYU splits "
+        f"(and the rendered ICVL test poses), not to {spec.kind!r} frames; use com, joints, "
+        "uvd:FILE or xyz:FILE"
+    )
+
+
 def centers_option(value: str) -> str:
-    """A `--centers` value as `SourceSpec.centers`: "com", "joints", "uvd:FILE" and
-    "xyz:FILE" as given (paths made absolute), a bare FILE as a community centre file."""
+    """A `--centers` value as `SourceSpec.centers`: "com", "joints", "registry:SOURCE",
+    "uvd:FILE" and "xyz:FILE" as given (paths made absolute), a bare FILE as a community
+    centre file."""
     kind, path = center_kind(value)
     if path is None:
         return kind
+    if kind == CENTER_REGISTRY:
+        return value
     if value == path:  # no prefix: on the command line a bare file is a community centre file
         kind = "xyz"
     return f"{kind}:{Path(path).resolve()}"
