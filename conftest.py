@@ -52,6 +52,8 @@ _notebook_reports: dict[str, list[bool]] = {}  # notebook file -> passed, per ex
 
 
 SMOKE_GROUP = "smoke-notebooks"
+# Fixtures that train networks: every test that uses one is `slow`.
+TRAINING_FIXTURES = frozenset({"long_output", "shipped", "trained", "runs"})
 # Tests that read the smoke run's outputs (fixture smoke_outputs): on the notebooks' worker.
 SMOKE_OUTPUT_TESTS = ("tests/test_readme_figures.py::test_smoke_run_produces_every_listed_output",)
 # Tests long enough to be scheduled one by one rather than with their module.
@@ -114,6 +116,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.notebooks)
         if "published_dir" in fixtures:
             item.add_marker(pytest.mark.published)
+        if TRAINING_FIXTURES.intersection(fixtures):
+            item.add_marker(pytest.mark.slow)
         if "smoke_outputs" in fixtures and test_group(item.nodeid) != SMOKE_GROUP:
             raise pytest.UsageError(
                 f"{item.nodeid} uses smoke_outputs: list it in conftest.SMOKE_OUTPUT_TESTS"

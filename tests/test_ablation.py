@@ -244,6 +244,7 @@ def test_validation_labels(published_dir):
     np.testing.assert_array_equal(ablation.validation_labels(synthetic), expected)
 
 
+@pytest.mark.slow  # trains
 def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
     base = tiny_base()
     run = ablation.train_or_reuse(base, "plain", 1, tmp_path / "selfcomp", tmp_path / "pred")
@@ -295,6 +296,7 @@ def test_train_or_reuse_end_to_end(tmp_path, one_torch_thread):
         )
 
 
+@pytest.mark.slow  # trains
 def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread):
     base = tiny_base()
     roots = (tmp_path / "selfcomp", tmp_path / "pred")

@@ -419,6 +419,7 @@ def _fit(net: torch.nn.Module, loss_fn, image: torch.Tensor, steps: int = 30) ->
     return history
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_a_few_steps_reduce_the_pose_loss(variant):
     image, targets = synthetic_batch()

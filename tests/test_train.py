@@ -79,6 +79,7 @@ def test_config_errors_name_the_field(tmp_path):
         RunConfig.load(tmp_path / "missing")
 
 
+@pytest.mark.slow  # trains
 def test_smoke_training_learns_and_logs(tmp_path):
     config = smoke(**{"train.epochs": 4, "train.lr_milestones": [3], "augment": None})
     result = train(config, tmp_path)
@@ -101,6 +102,7 @@ def test_smoke_training_learns_and_logs(tmp_path):
         train(config, tmp_path)
 
 
+@pytest.mark.slow  # trains
 def test_resume_gives_identical_weights(tmp_path):
     # Augmentation on; the lr drops after epoch 1 (restored with the optimizer) and again
     # after epoch 3, which only a restored scheduler gets right.
@@ -129,6 +131,7 @@ def test_resume_gives_identical_weights(tmp_path):
     assert list(result.history["epoch"]) == [1, 2, 3]
 
 
+@pytest.mark.slow  # trains
 def test_diverging_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     config = smoke(**{"train.epochs": 3})
     saved: dict[int, str] = {}
@@ -166,6 +169,7 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypat
     assert "training stopped: loss diverged at epoch 1, step" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains
 def test_predictions_in_community_format(tmp_path):
     train(smoke(**{"train.epochs": 1}), tmp_path / "pose")
     out = tmp_path / "pose_preds.txt"

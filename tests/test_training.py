@@ -111,6 +111,7 @@ def test_schedulers_give_the_hand_computed_rates():
         TrainConfig(lr_schedule="linear")
 
 
+@pytest.mark.slow  # trains
 def test_cosine_run_logs_progress_and_provenance(tmp_path):
     config = make_run_config("smoke", "attention").with_overrides(
         {"train.lr_schedule": "cosine", "train.warmup_steps": 2, "augment": None}
@@ -169,6 +170,7 @@ def test_provenance_must_be_an_object(tmp_path):
         load_provenance(tmp_path)
 
 
+@pytest.mark.slow  # trains
 def test_channels_last_trains_the_same_model_up_to_float_rounding(tmp_path):
     """channels_last changes only the memory layout (and so the order of float sums): the
     losses and weights match the default layout closely, and it is a
