@@ -122,8 +122,23 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(
                 f"{item.nodeid} uses smoke_outputs: list it in conftest.SMOKE_OUTPUT_TESTS"
             )
-    # Notebook cells first (in their order), so that their outputs exist for smoke_outputs.
-    items.sort(key=lambda item: _notebook_file(item) is None)
+    items.sort(key=lambda item: _schedule_rank(item.nodeid))
+
+
+# Modules whose work comes in long units (kernels, trainings): scheduled early.
+HEAVY_MODULES = ("tests/test_pretrained.py", "tests/test_learning.py", "tests/test_train.py")
+
+
+def _schedule_rank(nodeid: str) -> tuple[int, int]:
+    """Longest work first, so that xdist's workers do not finish on one long tail: the runner
+    tests, then the notebook cells (in their order) and the tests of their outputs, then the
+    heavy modules, then the rest; each in collection order (the sort is stable)."""
+    group = test_group(nodeid)
+    if nodeid.startswith(ONE_BY_ONE):
+        return (0, 0)
+    if group == SMOKE_GROUP:
+        return (1, 0 if nodeid.split("::", 1)[0].endswith(".ipynb") else 1)
+    return (2, 0) if group in HEAVY_MODULES else (3, 0)
 
 
 def pytest_runtest_logreport(report):
