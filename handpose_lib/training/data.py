@@ -62,6 +62,14 @@ def build_source(spec: SourceSpec) -> FrameSource:
         else:
             files = NyuSource(spec.root, split=spec.split, check_counts=False)
         _warn_unpublished_count(files, spec)
+        if spec.num_frames > len(files):
+            role = "train" if spec.split == "train" else "val"
+            raise ValueError(
+                f"{files.root}: the {spec.kind.upper()} {spec.split} split has {len(files)} "
+                f"frames, fewer than the {spec.num_frames} the run asks for (its num_frames, "
+                f"from the profile); use all of them with --set data.{role}.num_frames=0, or "
+                f"name a number up to {len(files)}"
+            )
         source = files
     return EvenSubset(source, spec.num_frames) if spec.num_frames else source
 
