@@ -29,6 +29,9 @@ RETRAIN ?=
 JOBS ?=
 # a subset of the notebooks by number, e.g. NOTEBOOKS=01,02,03,05 (default: all)
 NOTEBOOKS ?=
+# notebook 04: seeds per variant and the variants compared (default: the profile's, all four)
+SEEDS ?=
+VARIANTS ?=
 # The lock of this platform: the exact versions the committed numbers were measured with (the
 # Linux one) or resolved from them (macOS). Elsewhere LOCK is empty and setup installs
 # pyproject.toml's ranges, with a warning. `make setup LOCK=` does that on any platform.
@@ -105,7 +108,8 @@ reproduce: setup ## run every notebook through papermill, write figures/ (PROFIL
 	$(PY) -m handpose_lib.reproduce --profile $(PROFILE) --dataset $(DATASET) \
 		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(CENTERS),--centers $(CENTERS)) \
 		$(if $(RETRAIN),--retrain $(RETRAIN)) $(if $(JOBS),--jobs $(JOBS)) \
-		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
+		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(if $(VARIANTS),--variants $(VARIANTS))
 
 lint: setup ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check .

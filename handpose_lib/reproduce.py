@@ -5,6 +5,7 @@
                                      [--data-root PATH] [--output DIR] [--figures-dir DIR]
                                      [--centers FILE] [--retrain pose|all] [--jobs N]
                                      [--notebooks 01,02,03,05]
+                                     [--seeds N] [--variants plain,attention]
 
 Executed notebooks go to `--output` (default `outputs/<profile>-<dataset>/`, ignored by
 git). Tables and figures of the default run (profile cpu on synthetic data) go to `figures/`;
@@ -18,7 +19,11 @@ the published ICVL / NYU test set, OURS_<DATASET>_PREDICTIONS (Table 1's "Ours" 
 attention model of notebook 03) and RETRAIN: notebooks 02-03 always train; notebook 04 evaluates
 the shipped long-budget self-comparison (`pretrained/`) where it fits, and with `--retrain all`
 (the default for the `long` profile, which makes those weights) trains every variant as well;
-JOBS (`--jobs`): how many of notebook 04's trainings run at once. `--notebooks` runs a subset,
+JOBS (`--jobs`): how many of notebook 04's trainings run at once; SEEDS and VARIANTS
+(`--seeds`, `--variants`): notebook 04's seeds per variant and the variants it compares (default:
+the profile's seeds, all four). With the `paper` profile notebook 05 runs before notebook 04, so
+Table 1's "Ours" row comes after two trainings (LocNet, the attention model), not after the
+self-comparison's thirteen. `--notebooks` runs a subset,
 by number, in number order (a later notebook uses what earlier ones left in the run folder, and
 falls back as it says where they did not run: CoM centres without notebook 02's LocNet).
 
@@ -122,6 +127,23 @@ class RunSummary:
 def numbered_notebooks(notebook_dir: Path = REPO_ROOT / "notebooks") -> list[Path]:
     """Notebooks named `NN_*.ipynb`, in number order."""
     return sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+# Profiles whose self-comparison costs many trainings at full size: notebook 05 (Table 1 and
+# Fig. 3 with this package's row) runs before notebook 04.
+TABLE1_FIRST_PROFILES = ("paper",)
+TABLE1_NOTEBOOK = "05_table1_and_figure3"
+
+
+def table1_first(notebooks: list[Path]) -> list[Path]:
+    """`notebooks` with notebook 05 moved before the self-comparison (04), when both run."""
+    names = [p.stem for p in notebooks]
+    if TABLE1_NOTEBOOK not in names or SELF_COMPARISON_NOTEBOOK not in names:
+        return list(notebooks)
+    table1 = notebooks[names.index(TABLE1_NOTEBOOK)]
+    rest = [p for p in notebooks if p != table1]
+    at = [p.stem for p in rest].index(SELF_COMPARISON_NOTEBOOK)
+    return [*rest[:at], table1, *rest[at:]]
 
 
 def select_notebooks(numbers: str, notebook_dir: Path = REPO_ROOT / "notebooks") -> list[Path]:
@@ -338,6 +360,8 @@ def reproduce(
     centers: str | None = None,
     retrain: str | None = None,
     jobs: int = 1,
+    seeds: int | None = None,
+    variants: str | None = None,
 ) -> RunSummary:
     """Run every numbered notebook (or `notebooks`) in order; raise NotebookFailed at the
     first failure. The published files are fetched first when the numbered notebooks run.
@@ -366,8 +390,16 @@ def reproduce(
         "CENTERS": centers_option(centers) if centers else "",
         "JOBS": jobs,
     }
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"--seeds {seeds}: expected at least one seed per variant")
+        available["SEEDS"] = seeds
+    if variants is not None:
+        available["VARIANTS"] = variants
     if notebooks is None:
         notebooks = numbered_notebooks()
+    if profile in TABLE1_FIRST_PROFILES:
+        notebooks = table1_first(notebooks)
     if all(p.parent == REPO_ROOT / "notebooks" for p in notebooks):
         prefetch_published(stream)
     print(f"run folder: {run_dir}\nfigures and tables: {fig_dir}", file=stream, flush=True)
@@ -439,6 +471,16 @@ def main(argv: list[str] | None = None) -> int:
         "(2 on a 2-core CPU: 1.24x faster, benchmarks/bench_throughput.py)",
     )
     parser.add_argument(
+        "--seeds",
+        type=int,
+        help="notebook 04: training seeds per variant (default: the profile's)",
+    )
+    parser.add_argument(
+        "--variants",
+        help="notebook 04: comma-separated variants, at least two (default: "
+        "plain,two_branch,direct,attention)",
+    )
+    parser.add_argument(
         "--notebooks",
         help="comma-separated notebook numbers to run, e.g. 01,02,03,05 (default: all)",
     )
@@ -460,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
             retrain=args.retrain,
             jobs=args.jobs,
             notebooks=notebooks,
+            seeds=args.seeds,
+            variants=args.variants,
         )
     except (NotebookFailed, ValueError, OSError) as err:
         # OSError includes published.PublishedUnavailable: one line, no traceback.

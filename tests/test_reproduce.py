@@ -77,16 +77,24 @@ def test_headless_retrain_and_non_default_profile_figures(tmp_path, monkeypatch)
     monkeypatch.delenv(paths.ENV_FIGURES_DIR, raising=False)
     nb = _notebook(
         tmp_path / f"{reproduce.SELF_COMPARISON_NOTEBOOK}.ipynb",
-        'HEADLESS = False\nRETRAIN = None\nRUN_DIR = ""\nOUTPUT_DIR = ""',
+        'HEADLESS = False\nRETRAIN = None\nRUN_DIR = ""\nOUTPUT_DIR = ""\nSEEDS = 0\nVARIANTS = ""',
         "import json, pathlib\n"
-        "pathlib.Path(RUN_DIR, 'params.json').write_text(json.dumps([HEADLESS, RETRAIN]))\n"
+        "seen = [HEADLESS, RETRAIN, SEEDS, VARIANTS]\n"
+        "pathlib.Path(RUN_DIR, 'params.json').write_text(json.dumps(seen))\n"
         "pathlib.Path(OUTPUT_DIR, 'fig.png').write_bytes(b'png')",
     )
     committed = paths.REPO_ROOT / "figures"
     before = {p.name: p.stat().st_mtime_ns for p in committed.glob("*")}
     run = tmp_path / "not" / "yet" / "run"
-    summary = reproduce.reproduce(profile="smoke", output=run, notebooks=[nb], stream=io.StringIO())
-    assert json.loads((run / "params.json").read_text()) == [True, False]
+    summary = reproduce.reproduce(
+        profile="smoke",
+        output=run,
+        notebooks=[nb],
+        stream=io.StringIO(),
+        seeds=3,
+        variants="plain,attention",
+    )
+    assert json.loads((run / "params.json").read_text()) == [True, False, 3, "plain,attention"]
     assert [p for p in summary.written] == [run / "figures" / "fig.png"]
     assert {p.name: p.stat().st_mtime_ns for p in committed.glob("*")} == before
 
@@ -330,3 +338,16 @@ def test_notebooks_selected_by_number():
 def test_cli_refuses_an_unknown_notebook_number_in_one_line(capsys):
     assert reproduce.main(["--profile", "smoke", "--notebooks", "9"]) == 1
     assert capsys.readouterr().err.strip().startswith("error: --notebooks: no notebook numbered")
+
+
+def test_paper_profile_fills_table1_before_the_self_comparison():
+    order = [p.name[:2] for p in reproduce.table1_first(reproduce.numbered_notebooks())]
+    assert order == ["01", "02", "03", "05", "04"]
+    subset = reproduce.select_notebooks("01,02,03,05")
+    assert reproduce.table1_first(subset) == subset
+    assert reproduce.TABLE1_FIRST_PROFILES == ("paper",)
+
+
+def test_seeds_are_checked_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="--seeds 0: expected at least one seed"):
+        reproduce.reproduce("smoke", output=tmp_path / "x", notebooks=[], seeds=0)
