@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -473,9 +474,14 @@ def train_all(
         ]
         failures = []
         if tasks:
-            with multiprocessing.get_context("spawn").Pool(at_once) as pool:
+            # Not multiprocessing.Pool: its workers are daemonic and cannot start the
+            # DataLoader workers of a profile with train.num_workers > 0.
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(at_once, mp_context=spawn) as pool:
+                futures = [pool.submit(_train_in_process, task) for task in tasks]
                 # One line as each run ends; a failed run does not stop the others.
-                for name, error in pool.imap_unordered(_train_in_process, tasks):
+                for future in as_completed(futures):
+                    name, error = future.result()
                     report(f"{name}: {'failed: ' + error if error else 'trained'}")
                     if error:
                         failures.append(f"{name}: {error}")

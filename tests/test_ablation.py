@@ -370,3 +370,15 @@ def test_train_all_parallel_reports_a_failed_run_by_name_and_finishes_the_others
         ablation.train_all(base, ["plain", "direct"], [0], tmp_path, report=said.append, jobs=2)
     assert "plain_seed0: trained" in said
     assert (tmp_path / "selfcomp" / "plain_seed0" / "summary.json").is_file()
+
+
+@pytest.mark.slow  # spawn-pool worker processes, each with a DataLoader worker
+def test_train_all_in_parallel_with_dataloader_workers(tmp_path, one_torch_thread):
+    """The pool's workers may start DataLoader workers (profiles with train.num_workers > 0):
+    multiprocessing.Pool's daemonic workers could not ("daemonic processes are not allowed to
+    have children")."""
+    base = tiny_base().with_overrides({"train.num_workers": 1})
+    said: list[str] = []
+    runs = ablation.train_all(base, ["plain", "direct"], [0], tmp_path, report=said.append, jobs=2)
+    assert [r.origin for r in runs] == ["trained (parallel)"] * 2
+    assert {"plain_seed0: trained", "direct_seed0: trained"} <= set(said)

@@ -3,6 +3,8 @@ and determinism of augmented items across epochs, seeds and DataLoader workers."
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -151,3 +153,17 @@ def test_cached_dataset_works_in_worker_processes(tmp_path):
 def test_index_out_of_range():
     with pytest.raises(IndexError):
         HandPoseDataset(DiscSource(2), SMALL)[2]
+
+
+@pytest.mark.parametrize("centers", ["com", "joints", "array"])
+def test_dataset_pickles_for_spawned_loader_workers(centers):
+    """DataLoader workers started by spawn or forkserver (macOS; Python 3.14 on Linux; a
+    worker of a process pool) get the dataset pickled: a closure inside it would not pickle."""
+    source = DiscSource(2)
+    chosen = (
+        np.stack([source[i].uvd.mean(axis=0) for i in range(2)]) if centers == "array" else centers
+    )
+    dataset = HandPoseDataset(source, SMALL, centers=chosen)
+    copy = pickle.loads(pickle.dumps(dataset))
+    for key, value in dataset[1].items():
+        assert torch.equal(copy[1][key], value), key

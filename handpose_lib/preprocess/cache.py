@@ -154,6 +154,26 @@ def cache_key(
     }
 
 
+@dataclass(frozen=True, eq=False)  # holds an array: compared by identity
+class _CenterOf:
+    """(index, frame) -> (3,) uvd crop centre. A module-level class, not a closure, so that a
+    dataset holding it pickles: DataLoader workers started by spawn or forkserver (macOS,
+    Python 3.14 on Linux, a worker of `ablation.train_all(jobs > 1)`) receive it pickled."""
+
+    centers: str | np.ndarray
+    config: CropConfig
+
+    def __call__(self, index: int, frame: DepthFrame) -> np.ndarray:
+        if not isinstance(self.centers, str):
+            return self.centers[index]
+        if self.centers == "joints":
+            return joints_center(frame.uvd, frame.camera)
+        try:
+            return hand_center(frame.depth_mm, frame.camera, self.config)
+        except ValueError as err:
+            raise ValueError(f"frame {index} ({frame.name!r}): {err}") from None
+
+
 def resolve_centers(
     source: FrameSource, centers: str | np.ndarray, config: CropConfig
 ) -> Callable[[int, DepthFrame], np.ndarray]:
@@ -163,23 +183,14 @@ def resolve_centers(
             raise ValueError(
                 f"centers must be 'com', 'joints' or an (N, 3) uvd array, got {centers!r}"
             )
-
-        def center_of(index: int, frame: DepthFrame) -> np.ndarray:
-            if centers == "joints":
-                return joints_center(frame.uvd, frame.camera)
-            try:
-                return hand_center(frame.depth_mm, frame.camera, config)
-            except ValueError as err:
-                raise ValueError(f"frame {index} ({frame.name!r}): {err}") from None
-
-        return center_of
+        return _CenterOf(centers, config)
     array = np.asarray(centers, dtype=np.float64)
     if array.shape != (len(source), 3):
         raise ValueError(
             f"centers array must have shape ({len(source)}, 3) (one uvd per frame), "
             f"got {array.shape}"
         )
-    return lambda index, frame: array[index]
+    return _CenterOf(array, config)
 
 
 def build_cache(
