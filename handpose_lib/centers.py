@@ -201,6 +201,10 @@ def centre_table(
     (the joint centroid, which the pose crops and LocNet aim at, and the palm joint): mean
     distance, bias (the mean offset's length), spread (the offsets' RMS scatter around it)
     and the share within 20 mm. Columns: (reference, measure); rows: sources."""
+    files = {  # read once for both references
+        label: f if isinstance(f, center_files.CenterFile) else center_files.read_center_file(f)
+        for label, f in (files or {}).items()
+    }
     parts = {
         name: compare_center_sources(estimates, files, key, frame_indices)[list(columns)]
         for key, name in REFERENCES.items()

@@ -28,14 +28,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from handpose_lib import ablation, center_files, evaluate, floors, metrics, paths, plots, uvd_format
+from handpose_lib import ablation, evaluate, floors, metrics, paths, plots, uvd_format
 from handpose_lib.camera import camera_for
 from handpose_lib.center_files import CenterFile
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.preprocess import CropConfig
 from handpose_lib.profiles import DATA_CHOICES, Profile, resolve_profile
-from handpose_lib.training.config import CENTER_REGISTRY, RunConfig, SourceSpec, center_kind
-from handpose_lib.training.data import centers_option, registry_split
+from handpose_lib.training.config import RunConfig, SourceSpec
+from handpose_lib.training.data import centers_option, community_center_file, registry_split
 from handpose_lib.training.inference import evaluate_run
 
 # The crop centres every pose result is evaluated at -> prediction subfolder: three always, a
@@ -158,29 +158,18 @@ class Session:
         an ICVL / NYU split or the rendered ICVL test poses (the same frames as the published
         ICVL test set), and CENTERS when given. Each file covers its whole split: pick the
         validation frames' lines with their indices (`compare_center_sources`)."""
-        camera = camera_for(self.layout)
         found: dict[str, CenterFile] = {}
         try:
             dataset, split = registry_split(val)
         except ValueError:
             said = f"no registered centre file for {val.kind!r} validation frames"
         else:
-            registered = center_files.registered_centers(dataset, split, source="v2v")
-            found[f"V2V-PoseNet centres ({dataset} {split}, registry)"] = registered.as_center_file(
-                camera
-            )
-            said = f"registered centres: {registered.path}"
+            v2v = community_center_file(replace(val, centers="registry:v2v"))
+            found[f"V2V-PoseNet centres ({dataset} {split}, registry)"] = v2v
+            said = f"registered centres: {v2v.path}"
         if self.centers:
-            kind, value = center_kind(centers_option(self.centers))
-            if kind == CENTER_REGISTRY:
-                dataset, split = registry_split(replace(val, centers=self.centers))
-                found[f"CENTERS ({self.centers})"] = center_files.registered_centers(
-                    dataset, split, source=str(value)
-                ).as_center_file(camera)
-            else:
-                found[f"CENTERS ({Path(str(value)).name})"] = center_files.read_center_file(
-                    str(value)
-                )
+            given = community_center_file(replace(val, centers=centers_option(self.centers)))
+            found[f"CENTERS ({self.centers})"] = given
         return found, said
 
     def centre_specs(self, config: RunConfig) -> dict[str, SourceSpec]:

@@ -400,7 +400,7 @@ def reproduce(
         notebooks = numbered_notebooks()
     if profile in TABLE1_FIRST_PROFILES:
         notebooks = table1_first(notebooks)
-    if all(p.parent == REPO_ROOT / "notebooks" for p in notebooks):
+    if notebooks and all(p.parent == REPO_ROOT / "notebooks" for p in notebooks):
         prefetch_published(stream)
     print(f"run folder: {run_dir}\nfigures and tables: {fig_dir}", file=stream, flush=True)
     summary = RunSummary(figures_dir=fig_dir, matmul_gflops=machine.cached_matmul_gflops())

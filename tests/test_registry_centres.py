@@ -12,7 +12,12 @@ from handpose_lib import center_files, centers
 from handpose_lib.camera import ICVL
 from handpose_lib.profiles import make_run_config
 from handpose_lib.training.config import SourceSpec, center_kind
-from handpose_lib.training.data import build_dataset, centers_option, registry_split
+from handpose_lib.training.data import (
+    build_dataset,
+    centers_option,
+    community_center_file,
+    registry_split,
+)
 
 
 def test_registry_centres_are_a_named_source_not_a_file():
@@ -84,3 +89,15 @@ def test_centre_table_scores_every_source_against_both_references():
         assert com["spread (mm)"] == pytest.approx(0.0, abs=1e-9)
         assert table.loc["a file", (reference, "mean (mm)")] == pytest.approx(0.0, abs=1e-9)
     assert isinstance(table, pd.DataFrame)
+
+
+@pytest.mark.usefixtures("published_dir")
+def test_one_function_gives_a_named_community_file_as_crops_and_notebook_02_use_it():
+    spec = SourceSpec("rendered", centers="registry:v2v")
+    found = community_center_file(spec)
+    assert found.path.startswith("registry:v2v (")
+    assert found.path.endswith("icvl_center_test.mat)")
+    registered = center_files.registered_centers("icvl", "test", source="v2v")
+    np.testing.assert_array_equal(found.xyz_mm, registered.xyz_mm(ICVL))
+    with pytest.raises(ValueError, match=r"'com': not a community centre file"):
+        community_center_file(SourceSpec("rendered", centers="com"))

@@ -134,20 +134,30 @@ def resolve_spec_centers(
         return kind
     if kind == "uvd":
         return _for_source(read_centers(path), source, path, "centres")
-    if kind == CENTER_REGISTRY:
-        dataset, split = registry_split(spec)
-        registered = center_files.registered_centers(dataset, split, source=path)
-        path = f"{spec.centers} ({registered.path})"
-        found = registered.as_center_file(camera_for(source.dataset))
-        centers = center_files.CenterFile(path, found.xyz_mm, found.valid)
-    else:
-        centers = center_files.read_center_file(path)
-    rows = _for_source(np.arange(len(centers)), source, path, "centres")
+    centers = community_center_file(spec)
+    rows = _for_source(np.arange(len(centers)), source, centers.path, "centres")
     chosen = center_files.CenterFile(centers.path, centers.xyz_mm[rows], centers.valid[rows])
     fallback = com_centers(source, crop, np.flatnonzero(~chosen.valid))
     resolved = center_files.resolve_centers(chosen, fallback, camera_for(source.dataset))
     report(resolved.message)
     return resolved.uvd
+
+
+def community_center_file(spec: SourceSpec) -> center_files.CenterFile:
+    """The community centre file `spec.centers` names, whole (one line per frame of its
+    split): "xyz:PATH" read as it is, "registry:SOURCE" the registered file of the frames'
+    dataset and split, fetched and verified, its path shown as "registry:SOURCE (FILE)"."""
+    kind, value = center_kind(spec.centers)
+    if kind == "xyz" and value is not None:
+        return center_files.read_center_file(value)
+    if kind != CENTER_REGISTRY or value is None:
+        raise ValueError(
+            f"centres {spec.centers!r}: not a community centre file (xyz:PATH or registry:SOURCE)"
+        )
+    dataset, split = registry_split(spec)
+    registered = center_files.registered_centers(dataset, split, source=value)
+    found = registered.as_center_file(camera_for(spec.dataset))
+    return center_files.CenterFile(f"{spec.centers} ({registered.path})", found.xyz_mm, found.valid)
 
 
 def registry_split(spec: SourceSpec) -> tuple[str, str]:
