@@ -17,7 +17,7 @@ The notebooks under nbval run first in a session; a test that needs the outputs 
 of every numbered notebook (`smoke_outputs`) reuses theirs instead of executing the notebooks
 a second time, and runs them once through the runner only when nbval did not.
 
-Under pytest-xdist (`make test`: -n auto) the scheduler below sends work by `test_group`: the
+Under pytest-xdist (`make test`: -n auto) the scheduler below sends work by `work_unit`: the
 notebooks and the tests of their outputs to one worker, in order (notebook 03 reads notebook
 02's LocNet centres from the run folder), every other module whole to one worker (its
 module-scoped fixtures are built once), and the long runner tests one by one. Each worker runs
@@ -58,27 +58,46 @@ TRAINING_FIXTURES = frozenset({"long_output", "shipped", "trained", "runs"})
 SMOKE_OUTPUT_TESTS = ("tests/test_readme_figures.py::test_smoke_run_produces_every_listed_output",)
 # Tests long enough to be scheduled one by one rather than with their module.
 ONE_BY_ONE = ("tests/test_real_data_route.py::test_runner_runs_the_notebooks_on_the_dataset_files",)
+# Modules whose work comes in long units (kernels, trainings): scheduled early.
+HEAVY_MODULES = ("tests/test_pretrained.py", "tests/test_learning.py", "tests/test_train.py")
 
 
-def test_group(nodeid: str) -> str:
-    """The xdist work unit of a test, from its node id alone (the scheduler sees nothing else)."""
+def _notebook_path(nodeid: str) -> str | None:
+    """The notebook an nbval cell's node id belongs to, None for other tests."""
     path = nodeid.split("::", 1)[0]
-    if path.endswith(".ipynb") or nodeid.startswith(SMOKE_OUTPUT_TESTS):
+    return path if path.endswith(".ipynb") else None
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test, from its node id alone (the scheduler sees nothing else)."""
+    if _notebook_path(nodeid) or nodeid.startswith(SMOKE_OUTPUT_TESTS):
         return SMOKE_GROUP
     if nodeid.startswith(ONE_BY_ONE):
         return nodeid
-    return path
+    return nodeid.split("::", 1)[0]
+
+
+def _schedule_rank(nodeid: str) -> tuple[int, int]:
+    """Longest work first, so that xdist's workers do not finish on one long tail: the runner
+    tests, then the notebook cells (in their order) and the tests of their outputs, then the
+    heavy modules, then the rest; each in collection order (the sort is stable)."""
+    unit = work_unit(nodeid)
+    if nodeid.startswith(ONE_BY_ONE):
+        return (0, 0)
+    if unit == SMOKE_GROUP:
+        return (1, 0 if _notebook_path(nodeid) else 1)
+    return (2, 0) if unit in HEAVY_MODULES else (3, 0)
 
 
 if LoadScopeScheduling is not None:
 
     class GroupScheduling(LoadScopeScheduling):
-        """LoadScopeScheduling with `test_group` as the scope. (xdist_group markers with
+        """LoadScopeScheduling with `work_unit` as the scope. (xdist_group markers with
         --dist loadgroup would say the same, but pytest-xdist 3.8 cannot rename the items of
         pytest 9, so they are ignored there.)"""
 
         def _split_scope(self, nodeid: str) -> str:
-            return test_group(nodeid)
+            return work_unit(nodeid)
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_xdist_make_scheduler(config, log):
@@ -104,46 +123,25 @@ def pytest_configure(config):
             os.environ[name] = value
 
 
-def _notebook_file(item: pytest.Item) -> str | None:
-    path = item.nodeid.split("::", 1)[0]
-    return path if path.endswith(".ipynb") else None
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if _notebook_file(item):
+        if _notebook_path(item.nodeid):
             item.add_marker(pytest.mark.notebooks)
         if "published_dir" in fixtures:
             item.add_marker(pytest.mark.published)
         if TRAINING_FIXTURES.intersection(fixtures):
             item.add_marker(pytest.mark.slow)
-        if "smoke_outputs" in fixtures and test_group(item.nodeid) != SMOKE_GROUP:
+        if "smoke_outputs" in fixtures and work_unit(item.nodeid) != SMOKE_GROUP:
             raise pytest.UsageError(
                 f"{item.nodeid} uses smoke_outputs: list it in conftest.SMOKE_OUTPUT_TESTS"
             )
     items.sort(key=lambda item: _schedule_rank(item.nodeid))
 
 
-# Modules whose work comes in long units (kernels, trainings): scheduled early.
-HEAVY_MODULES = ("tests/test_pretrained.py", "tests/test_learning.py", "tests/test_train.py")
-
-
-def _schedule_rank(nodeid: str) -> tuple[int, int]:
-    """Longest work first, so that xdist's workers do not finish on one long tail: the runner
-    tests, then the notebook cells (in their order) and the tests of their outputs, then the
-    heavy modules, then the rest; each in collection order (the sort is stable)."""
-    group = test_group(nodeid)
-    if nodeid.startswith(ONE_BY_ONE):
-        return (0, 0)
-    if group == SMOKE_GROUP:
-        return (1, 0 if nodeid.split("::", 1)[0].endswith(".ipynb") else 1)
-    return (2, 0) if group in HEAVY_MODULES else (3, 0)
-
-
 def pytest_runtest_logreport(report):
-    notebook = report.nodeid.split("::", 1)[0]
-    if notebook.endswith(".ipynb") and (report.when == "call" or report.failed):
+    notebook = _notebook_path(report.nodeid)
+    if notebook and (report.when == "call" or report.failed):
         _notebook_reports.setdefault(notebook, []).append(report.passed)
 
 
@@ -170,7 +168,7 @@ def smoke_outputs(request, tmp_path_factory) -> list[Path]:
     expected = {f"notebooks/{p.name}" for p in reproduce.numbered_notebooks()}
     collected: dict[str, int] = {}
     for item in request.session.items:
-        notebook = _notebook_file(item)
+        notebook = _notebook_path(item.nodeid)
         if notebook:
             collected[notebook] = collected.get(notebook, 0) + 1
     nbval_ran = expected <= set(collected) and all(

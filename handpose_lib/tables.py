@@ -212,6 +212,12 @@ def leaderboard(
     return table.reset_index(drop=True)
 
 
+def scored_rows(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard rows scored here on the full test set: not the paper's printed row, not
+    a method evaluated on a subset."""
+    return board[~board["paper"].astype(bool) & (board["test subset"] == "all")]
+
+
 def method_family(name: str) -> str:
     """The method a registered variant belongs to: its name before a parenthesis
     ("Virtual View Selection (15 views)" -> "Virtual View Selection")."""
@@ -228,7 +234,7 @@ def top_methods(
     Only rows with per-frame data on the full test set qualify: not the paper's printed row,
     not a method evaluated on a subset.
     """
-    eligible = board[~board["paper"].astype(bool) & (board["test subset"] == "all")]
+    eligible = scored_rows(board)
     names = list(eligible["method"])
     unknown = [name for name in always if name not in names]
     if unknown:
@@ -276,7 +282,7 @@ def murauer_reference(board: pd.DataFrame) -> pd.DataFrame:
     if not rows:
         raise KeyError("no MURAUER rows on the leaderboard: is it the NYU leaderboard?")
     rows.sort(key=lambda r: int(str(r["real labelled frames"])))
-    best = board[~board["paper"].astype(bool) & (board["test subset"] == "all")].iloc[0]
+    best = scored_rows(board).iloc[0]
     paper = board[board["paper"].astype(bool)]
     rows.append(_reference_row(best, "best method", all_real))
     if len(paper):
