@@ -33,6 +33,7 @@ class TrainingProgress:
     steps: int
     eta_s: float | None
     updated: float  # unix time
+    warning: str | None = None
 
     @classmethod
     def from_json(cls, record: dict, fallback_updated: float) -> TrainingProgress:
@@ -45,6 +46,7 @@ class TrainingProgress:
             steps=int(record["steps"]),
             eta_s=None if eta is None else float(eta),
             updated=float(record.get("updated") or fallback_updated),
+            warning=record.get("warning"),
         )
 
 
@@ -87,6 +89,8 @@ def format_progress(
         )
         if training.eta_s is not None:
             line += f" · {format_duration(training.eta_s)} left"
+        if training.warning:
+            line += " · on the zero plateau" if "plateau" in training.warning else " · warning"
     return line
 
 

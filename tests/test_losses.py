@@ -40,6 +40,13 @@ def test_heatmap_loss_pixel_sum_is_eq2_as_written():
     assert heatmap_loss(PRED, TARGET, "sum").item() == pytest.approx(sum(SUM_PER_SAMPLE) / 2)
 
 
+def test_heatmap_loss_mse_is_torchs_mse_loss():
+    # Mean over batch, joints and pixels: (1.25 + 6) / (2 samples x 2 joints x 4 pixels).
+    assert heatmap_loss(PRED, TARGET, "mse").item() == pytest.approx(7.25 / 16)
+    expected = torch.nn.MSELoss()(PRED, TARGET).item()
+    assert heatmap_loss(PRED, TARGET, "mse").item() == pytest.approx(expected)
+
+
 def test_heatmap_loss_of_a_single_1x1x2x2_map():
     pred = torch.tensor([[[[0.0, 0.5], [1.0, 0.0]]]])
     target = torch.tensor([[[[0.0, 1.0], [0.0, 0.0]]]])

@@ -345,7 +345,7 @@ def test_paper_profile_fills_table1_before_the_self_comparison():
     assert order == ["01", "02", "03", "05", "04"]
     subset = reproduce.select_notebooks("01,02,03,05")
     assert reproduce.table1_first(subset) == subset
-    assert reproduce.TABLE1_FIRST_PROFILES == ("paper",)
+    assert reproduce.TABLE1_FIRST_PROFILES == ("paper", "paper_faithful")
 
 
 def test_seeds_are_checked_before_anything_runs(tmp_path):

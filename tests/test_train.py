@@ -55,10 +55,15 @@ def test_config_json_round_trip(tmp_path):
             assert RunConfig.load(config.save(tmp_path / "config.json")) == config
     nyu = make_run_config("paper", "direct", data="nyu")
     assert (nyu.model.num_joints, nyu.crop.cube_mm, nyu.data.val.split) == (14, 300.0, "test")
-    paper = make_run_config("paper").train
-    assert (paper.batch_size, paper.lr, paper.momentum, paper.weight_decay) == (32, 0.1, 0.9, 5e-5)
-    assert len(paper.lr_milestones) == 2
-    assert paper.lr_gamma == 0.1
+    faithful = make_run_config("paper_faithful").train
+    assert (faithful.batch_size, faithful.lr, faithful.momentum, faithful.weight_decay) == (
+        32,
+        0.1,
+        0.9,
+        5e-5,
+    )
+    assert len(faithful.lr_milestones) == 2
+    assert faithful.lr_gamma == 0.1
 
 
 def test_config_errors_name_the_field(tmp_path):
@@ -146,10 +151,12 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypat
         loss, parts = real_loss(config, model, batch)
         calls["n"] += 1
         if calls["n"] == 5:  # 4 steps per epoch: step 1 of epoch 2
-            loss, parts = loss * float("nan"), {**parts, "total": float("nan")}
+            loss, parts = loss * float("nan"), {**parts, "total": parts["total"] * float("nan")}
         return loss, parts
 
     monkeypatch.setattr(engine, "compute_loss", nan_in_epoch_2)
+    # Read back every 25 steps (here: at the epoch's last, step 4), it names step 1.
+    assert config.train.sync_every > 4
     with pytest.raises(
         TrainingDiverged, match=r"epoch 2, step 1: loss = nan.*checkpoint .* is kept"
     ):
@@ -291,3 +298,32 @@ def test_centre_kinds_are_explicit(tmp_path):
     assert data.centers_option("com") == "com"
     assert data.centers_option(str(tmp_path / "c.txt")) == f"xyz:{tmp_path / 'c.txt'}"
     assert data.centers_option("uvd:c.txt") == f"uvd:{Path('c.txt').resolve()}"
+
+
+@pytest.mark.slow  # trains
+def test_a_run_on_the_zero_plateau_says_so_once_in_one_line(tmp_path, caplog):
+    # Zero heads and an lr too small to move them: the heatmaps stay all-zero (ratio 1).
+    stuck = {
+        "model.zero_init_heads": True,
+        "train.lr": 1e-9,
+        "train.plateau_check_steps": 3,
+        "train.sync_every": 1,
+        "data.val": None,
+    }
+    with caplog.at_level("WARNING", logger="handpose_lib.training.engine"):
+        train(smoke(**stuck), tmp_path / "stuck")
+    lines = [r.getMessage() for r in caplog.records if "zero plateau" in r.getMessage()]
+    assert len(lines) == 1
+    assert "\n" not in lines[0]
+    assert "after 3 steps" in lines[0]
+    assert "1.00 x that of all-zero" in lines[0]
+    summary = json.loads((tmp_path / "stuck" / "summary.json").read_text())
+    assert summary["plateau_warning"] == lines[0]
+    progress = json.loads((tmp_path / "stuck" / "progress.json").read_text())
+    assert progress["warning"] == lines[0]
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="handpose_lib.training.engine"):
+        train(smoke(**{**stuck, "train.plateau_check_steps": 0}), tmp_path / "off")
+    assert not [r for r in caplog.records if "zero plateau" in r.getMessage()]
+    assert "plateau_warning" not in json.loads((tmp_path / "off" / "summary.json").read_text())

@@ -1,11 +1,14 @@
-"""Writing many frames in worker processes, with the output of one process."""
+"""Work over many frames in worker processes (writing them, cropping them, finding their
+centres), with the output of one process."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
 
 from handpose_lib.datasets.frame import FrameSource
 
@@ -35,3 +38,37 @@ def map_in_chunks(
     for c, part in enumerate(parts):
         results[c::workers] = part
     return results
+
+
+def map_frames(
+    work: Callable[[FrameSource, list[int]], list[Any]],
+    source: FrameSource,
+    indices: Iterable[int],
+    workers: int = 1,
+    desc: str | None = None,
+    chunk: int = 256,
+) -> list[Any]:
+    """`work(source, chunk_of_indices)` over `indices` in chunks of `chunk` frames, on `workers`
+    processes (`work` and the source must pickle); results in the order of `indices`, the same
+    as one process gives. `desc`: show a progress bar (frames done) with that title."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    indices = [int(i) for i in indices]
+    chunks = [indices[k : k + chunk] for k in range(0, len(indices), chunk)]
+    bar = tqdm(total=len(indices), desc=desc, disable=desc is None, unit="frame")
+    results: list[Any] = []
+    try:
+        if workers == 1 or len(chunks) <= 1:
+            for part in chunks:
+                results.extend(work(source, part))
+                bar.update(len(part))
+            return results
+        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
+            for part, done in zip(
+                chunks, pool.map(work, [source] * len(chunks), chunks), strict=True
+            ):
+                results.extend(done)
+                bar.update(len(part))
+        return results
+    finally:
+        bar.close()

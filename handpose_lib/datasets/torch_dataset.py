@@ -14,7 +14,9 @@ Every source (synthetic, rendered ICVL poses, ICVL, NYU) gives the same item lay
     index          ()         int64
 
 Augmentation draws from numpy's Generator seeded by (seed, epoch, index), so a given seed
-gives the same items whatever the worker count or order; call `set_epoch` each epoch.
+gives the same items whatever the worker count or order; call `set_epoch` each epoch. The
+epoch is held in shared memory, so persistent DataLoader workers (which keep their own copy of
+the dataset between epochs) see `set_epoch` too.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ class HandPoseDataset(Dataset):
     augment:   AugmentConfig for training, None for evaluation.
     seed:      seeds the augmentation together with the epoch and the index.
     cache_dir: if given, crops come from a memory-mapped cache there, built on first use
-               and rebuilt when stale (`preprocess.build_cache`). Augmenting a cached crop
-               re-samples the crop itself, so context outside the cube is background.
+               and rebuilt when stale (`preprocess.build_cache`) by `cache_workers`
+               processes, with a progress bar if `cache_progress`. Augmenting a cached crop
+               re-samples the stored crop: what lies outside the config's `context` is
+               background (`augment.required_context` says how much a rotation needs).
     """
 
     def __init__(
@@ -63,24 +67,40 @@ class HandPoseDataset(Dataset):
         seed: int = 0,
         cache_dir: str | Path | None = None,
         cache_dtype: str = "float16",
+        cache_workers: int = 1,
+        cache_progress: bool = False,
     ) -> None:
         self.source = source
         dataset = source.dataset if source.dataset in ("icvl", "nyu") else "icvl"
         self.config = config if config is not None else CropConfig.for_dataset(dataset)
         self.augment = augment
         self.seed = int(seed)
-        self.epoch = 0
+        # One shared int64: set_epoch in the main process reaches persistent workers.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._center_of = resolve_centers(source, centers, self.config)
         self.cache: CropCache | None = None
         if cache_dir is not None:
-            self.cache = build_cache(source, cache_dir, self.config, centers, cache_dtype)
+            self.cache = build_cache(
+                source,
+                cache_dir,
+                self.config,
+                centers,
+                cache_dtype,
+                progress=cache_progress,
+                workers=cache_workers,
+            )
 
     def __len__(self) -> int:
         return len(self.source)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.numpy())  # a CPU shared-memory int, never a device value
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draws of `epoch` (same epoch -> same items)."""
-        self.epoch = int(epoch)
+        """Select the augmentation draws of `epoch` (same epoch -> same items). Call it before
+        iterating the loader of that epoch (persistent workers read it per item)."""
+        self._epoch.fill_(int(epoch))
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, index])

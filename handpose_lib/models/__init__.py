@@ -5,7 +5,13 @@ from __future__ import annotations
 from handpose_lib.models.blocks import ResBlock, SEBlock
 from handpose_lib.models.hourglass import Hourglass, StackedHourglass
 from handpose_lib.models.locnet import LocNet, LocNetConfig, hand_center_target
-from handpose_lib.models.losses import heatmap_loss, location_loss, pose_loss, regression_loss
+from handpose_lib.models.losses import (
+    heatmap_loss,
+    location_loss,
+    pose_loss,
+    pose_loss_terms,
+    regression_loss,
+)
 from handpose_lib.models.posenet import VARIANTS, PoseNet, PoseNetConfig
 
 __all__ = [
@@ -22,5 +28,6 @@ __all__ = [
     "heatmap_loss",
     "location_loss",
     "pose_loss",
+    "pose_loss_terms",
     "regression_loss",
 ]

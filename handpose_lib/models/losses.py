@@ -30,15 +30,20 @@ SMOOTH_L1_BETA = 0.02
 
 def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Eq. 2: (B, J, H, W) x2 -> scalar, sum over joints of the squared error reduced over
-    pixels by "mean" or "sum", averaged over the batch."""
+    pixels by "mean" or "sum", averaged over the batch; "mse" averages over joints as well
+    (`torch.nn.MSELoss()`)."""
     _check_same_shape("heatmaps", pred, target)
     squared = (pred - target).pow(2)
+    if reduction == "mse":
+        return squared.mean()
     if reduction == "mean":
         per_joint = squared.mean(dim=(-2, -1))
     elif reduction == "sum":
         per_joint = squared.sum(dim=(-2, -1))
     else:
-        raise ValueError(f"heatmap_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+        raise ValueError(
+            f"heatmap_loss: reduction must be 'mean', 'sum' or 'mse', got {reduction!r}"
+        )
     return per_joint.sum(dim=1).mean()
 
 
@@ -54,15 +59,16 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l2") 
     return per_element.flatten(1).sum(dim=1).mean()
 
 
-def pose_loss(
+def pose_loss_terms(
     outputs: Mapping[str, Any], targets: Mapping[str, torch.Tensor], config: PoseNetConfig
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 1 for `PoseNet` outputs and dataset targets ('heatmaps', 'depth', 'uvd_crop').
 
-    Returns the total loss (scalar with gradient) and its parts as floats for logging:
-    'det_<i>' per stack, 'det' (their sum), 'reg' (unweighted), 'total'.
+    Returns the total loss (scalar with gradient) and its parts as detached 0-d tensors on the
+    loss's device: 'det_<i>' per stack, 'det' (their sum), 'reg' (unweighted), 'total'. Nothing
+    is read back to the host, so a training step on a GPU never waits for it.
     """
-    parts: dict[str, float] = {}
+    parts: dict[str, torch.Tensor] = {}
     if config.variant == "plain":
         reg = regression_loss(_get(outputs, "uvd_crop"), _get(targets, "uvd_crop"), config.reg_loss)
         total = config.reg_weight * reg
@@ -73,14 +79,23 @@ def pose_loss(
         gt = _get(targets, "heatmaps")
         det_terms = [heatmap_loss(h, gt, config.det_reduction) for h in stacks]
         for i, term in enumerate(det_terms):
-            parts[f"det_{i}"] = float(term.detach())
+            parts[f"det_{i}"] = term.detach()
         det = torch.stack(det_terms).sum()
-        parts["det"] = float(det.detach())
+        parts["det"] = det.detach()
         reg = regression_loss(_get(outputs, "depth"), _get(targets, "depth"), config.reg_loss)
         total = det + config.reg_weight * reg
-    parts["reg"] = float(reg.detach())
-    parts["total"] = float(total.detach())
+    parts["reg"] = reg.detach()
+    parts["total"] = total.detach()
     return total, parts
+
+
+def pose_loss(
+    outputs: Mapping[str, Any], targets: Mapping[str, torch.Tensor], config: PoseNetConfig
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """`pose_loss_terms` with the parts read back as floats, for logging outside a training
+    loop (one host read per part)."""
+    total, parts = pose_loss_terms(outputs, targets, config)
+    return total, {k: float(v) for k, v in parts.items()}
 
 
 def location_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

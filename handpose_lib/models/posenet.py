@@ -30,7 +30,7 @@ from handpose_lib.models.hourglass import StackedHourglass
 
 VARIANTS = ("plain", "two_branch", "direct", "attention")
 REG_LOSSES = ("l2", "smooth_l1")
-DET_REDUCTIONS = ("mean", "sum")
+DET_REDUCTIONS = ("mean", "sum", "mse")
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,10 @@ class PoseNetConfig:
     reg_weight:      weight of the regression term in the loss (Eq. 1 has 1).
     reg_loss:        "l2" or "smooth_l1" on normalized depths (plain: on uvd_crop).
     det_reduction:   how Eq. 2 reduces over the H x W pixels of a joint's heatmap: "mean"
-                     (resolution-independent, the default) or "sum" (the squared L2 distance
-                     as the paper writes it; H x W times larger, e.g. 4096 x at 64 x 64).
+                     (resolution-independent, the default), "sum" (the squared L2 distance
+                     as the paper writes it; H x W times larger, e.g. 4096 x at 64 x 64) or
+                     "mse" (PyTorch's `MSELoss()`: the mean over joints too, J x smaller than
+                     "mean").
     zero_init_heads: start the 1x1 heatmap heads at weight 0, bias 0, so every predicted
                      heatmap starts exactly at 0 instead of at random values.
     decode_method:   heatmap decoding, see `handpose_lib.decode` ("gaussian", "quarter",
@@ -218,8 +220,11 @@ class PoseNet(nn.Module):
             se_reduction=r,
         )
 
-    def forward(self, image: torch.Tensor) -> dict[str, Any]:
+    def forward(self, image: torch.Tensor, decode: bool = True) -> dict[str, Any]:
         """(B, 1, S, S) normalized depth crop -> dict.
+
+        `decode=False` (training: Eq. 1 reads only 'heatmaps' and 'depth') skips decoding the
+        heatmaps, so 'uvd_crop' is left out for the heatmap variants.
 
         'heatmaps': list over stacks of (B, J, S/2, S/2) (empty for "plain");
         'depth':    (B, J) normalized joint depths;
@@ -251,6 +256,8 @@ class PoseNet(nn.Module):
             out["attention"] = mask
             reg_input = mask * shallow
         depth = self.regression(reg_input)
-        uv = decode_heatmaps(select_stack(heatmaps, cfg.decode_stack), cfg.decode_method)
-        out.update(depth=depth, uvd_crop=torch.cat([uv, depth[..., None]], dim=-1))
+        out["depth"] = depth
+        if decode:
+            uv = decode_heatmaps(select_stack(heatmaps, cfg.decode_stack), cfg.decode_method)
+            out["uvd_crop"] = torch.cat([uv, depth[..., None]], dim=-1)
         return out

@@ -10,7 +10,12 @@ Everything public is re-exported here, so `from handpose_lib.preprocess import X
 every stage. The coordinate conventions are documented in `crop`.
 """
 
-from handpose_lib.preprocess.augment import AugmentConfig, AugmentParams, augment_crop
+from handpose_lib.preprocess.augment import (
+    AugmentConfig,
+    AugmentParams,
+    augment_crop,
+    required_context,
+)
 from handpose_lib.preprocess.cache import (
     CACHE_VERSION,
     CropCache,
@@ -73,6 +78,7 @@ __all__ = [
     "projected_box",
     "recrop_normalized",
     "refine_center",
+    "required_context",
     "resolve_centers",
     "sample_targets",
     "warp_nearest",

@@ -74,3 +74,13 @@ def augment_crop(crop: Crop, params: AugmentParams) -> Crop:
     center_uv = _apply_affine(np.linalg.inv(crop.matrix), new_mid[None])[0]
     center = np.array([center_uv[0], center_uv[1], crop.center_uvd[2] + params.translate_depth_mm])
     return Crop(matrix=matrix, center_uvd=center, cube_mm=crop.cube_mm * params.scale, size=size)
+
+
+def required_context(augment: AugmentConfig) -> float:
+    """The `CropConfig.context` a crop cache needs so that no augmented crop reaches past the
+    stored one: the farthest any augmented window reaches from the cube's centre, per axis, as
+    a multiple of the cube's half side. A square rotated by theta and scaled by s spans
+    s (|cos theta| + |sin theta|) half sides along an axis (largest at 45 degrees), and the
+    shift adds 2 x translate (a fraction of the full side)."""
+    theta = math.radians(min(augment.rotation_deg, 45.0))
+    return max(augment.scale) * (math.cos(theta) + math.sin(theta)) + 2 * augment.translate

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from handpose_lib.datasets.frame import DepthFrame, FrameSource
+from handpose_lib.datasets.parallel import map_frames
 from handpose_lib.preprocess.crop import (
     Crop,
     CropConfig,
@@ -193,6 +193,35 @@ def resolve_centers(
     return _CenterOf(array, config)
 
 
+@dataclass(frozen=True, eq=False)
+class _FillCache:
+    """Crops frames into the cache's open files (one chunk of rows; picklable for workers)."""
+
+    directory: Path
+    config: CropConfig
+    center_of: Callable[[int, DepthFrame], np.ndarray]
+
+    def __call__(self, source: FrameSource, indices: list[int]) -> list[int]:
+        self.write({i: source[i] for i in indices})
+        return indices
+
+    def write(self, frames: dict[int, DepthFrame]) -> None:
+        """Crop `frames` (index -> frame) into their rows."""
+        arrays = {name: np.load(self.directory / f"{name}.npy", mmap_mode="r+") for name in _ARRAYS}
+        size = self.config.input_size
+        for i, frame in frames.items():
+            crop = make_crop(self.center_of(i, frame), frame.camera, self.config.cube_mm, size)
+            arrays["images"][i, 0] = crop_depth(
+                frame.depth_mm, context_crop(crop, self.config.context)
+            )
+            arrays["uvd"][i] = frame.uvd
+            arrays["center_uvd"][i] = crop.center_uvd
+            arrays["matrix"][i] = crop.matrix
+            arrays["cube_mm"][i] = crop.cube_mm
+        for array in arrays.values():
+            array.flush()
+
+
 def build_cache(
     source: FrameSource,
     directory: str | Path,
@@ -200,8 +229,11 @@ def build_cache(
     centers: str | np.ndarray = "com",
     dtype: str = "float16",
     progress: bool = False,
+    workers: int = 1,
 ) -> CropCache:
-    """Open the cache in `directory`, building it first if missing, incomplete or stale.
+    """Open the cache in `directory`, building it first if missing, incomplete or stale;
+    `workers` processes crop the frames (each frame's bytes are the same whatever the count),
+    `progress` shows a bar.
 
     A cache whose key (source fingerprint, config, centres, dtype, format version) differs
     from the requested one is rebuilt with a warning, never reused.
@@ -227,33 +259,22 @@ def build_cache(
 
     n, size = len(source), config.input_size
     stored = size + 2 * context_pad(size, config.context)
-    center_of = resolve_centers(source, centers, config)
     first = source[0]
     joints = first.uvd.shape[0]
-    open_memmap = np.lib.format.open_memmap
-    arrays = {
-        "images": open_memmap(
-            directory / "images.npy", "w+", np.dtype(dtype), (n, 1, stored, stored)
-        ),
-        "uvd": open_memmap(directory / "uvd.npy", "w+", np.float64, (n, joints, 3)),
-        "center_uvd": open_memmap(directory / "center_uvd.npy", "w+", np.float64, (n, 3)),
-        "matrix": open_memmap(directory / "matrix.npy", "w+", np.float64, (n, 3, 3)),
-        "cube_mm": open_memmap(directory / "cube_mm.npy", "w+", np.float64, (n,)),
+    shapes = {
+        "images": (np.dtype(dtype), (n, 1, stored, stored)),
+        "uvd": (np.dtype(np.float64), (n, joints, 3)),
+        "center_uvd": (np.dtype(np.float64), (n, 3)),
+        "matrix": (np.dtype(np.float64), (n, 3, 3)),
+        "cube_mm": (np.dtype(np.float64), (n,)),
     }
-    indices: Iterable[int] = range(n)
-    if progress:
-        indices = tqdm(indices, desc=f"caching crops in {directory}")
-    for i in indices:
-        frame = first if i == 0 else source[i]
-        crop = make_crop(center_of(i, frame), frame.camera, config.cube_mm, size)
-        arrays["images"][i, 0] = crop_depth(frame.depth_mm, context_crop(crop, config.context))
-        arrays["uvd"][i] = frame.uvd
-        arrays["center_uvd"][i] = crop.center_uvd
-        arrays["matrix"][i] = crop.matrix
-        arrays["cube_mm"][i] = crop.cube_mm
-    for array in arrays.values():
-        array.flush()
-    del arrays
+    for name, (array_dtype, shape) in shapes.items():
+        np.lib.format.open_memmap(directory / f"{name}.npy", "w+", array_dtype, shape).flush()
+    fill = _FillCache(directory, config, resolve_centers(source, centers, config))
+    fill.write({0: first})
+    # Workers write disjoint rows of the same memory-mapped files.
+    desc = f"caching crops in {directory}" if progress else None
+    map_frames(fill, source, range(1, n), workers, desc)
     meta["complete"] = True
     meta_path.write_text(json.dumps(meta, indent=1))
     return CropCache(directory=directory, meta=meta)

@@ -86,6 +86,31 @@ class TrainConfig:
                      the cpu-size networks on a CPU (`benchmarks/bench_throughput.py`).
                      Like the thread count it changes only the order of float sums, so it
                      counts as bookkeeping, not as a change of the weights.
+    amp_dtype:       "bfloat16" (float32's range: no loss scaling, no read of the GPU; Ampere
+                     and later, float16 elsewhere) or "float16" (with a GradScaler, whose inf
+                     check reads the GPU once per step).
+    sync_every:      read the loss parts back and check them for NaN / inf every this many
+                     steps and at the end of each epoch; on a GPU every read waits for all
+                     queued work, so reading every step idles it. A NaN is reported with the
+                     step it first appeared in; the epoch's checkpoint is then not written.
+    plateau_check_steps: after this many optimizer steps (0: never), say in one line (the
+                     log, progress.json, summary.json) when the last stack's L_det is still
+                     >= 0.95 x that of all-zero heatmaps: the run sits on the zero plateau.
+    cudnn_benchmark: let cuDNN time its convolution algorithms for the (fixed) input shape.
+    fused_optimizer: the optimizer's fused implementation: one kernel for all parameters, and
+                     its step counters stay on the device (the default implementation reads
+                     each one back to the host every step). Same update, other float order.
+    compile:         `torch.compile` the network for training (a measured option:
+                     `benchmarks/gpu_train_bench.py --compile`).
+    batch_scope:     "global": batch_size is the batch of one optimizer step, split evenly
+                     over the DDP processes (the paper's 32 stays 32 on any number of GPUs);
+                     "per_process": each process takes batch_size, so a step sees
+                     batch_size x processes samples. Scaling the batch by k usually wants the
+                     lr scaled by k too (the linear scaling rule of Goyal et al., 2017, with a
+                     warm-up): set train.lr yourself; nothing is rescaled silently.
+    sync_batchnorm:  BatchNorm statistics over the whole step's batch instead of each
+                     process's part (`nn.SyncBatchNorm`, CUDA only); matters when a process's
+                     part is small (8 per GPU on 4 GPUs with the global 32).
     """
 
     epochs: int = _field(20, resumable=True)
@@ -107,6 +132,14 @@ class TrainConfig:
     channels_last: bool = _field(False, effect="none")
     lr_schedule: str = "step"
     warmup_steps: int = 0
+    amp_dtype: str = "bfloat16"
+    sync_every: int = _field(25, effect="none")
+    cudnn_benchmark: bool = _field(True, effect="none")
+    plateau_check_steps: int = _field(200, effect="none")
+    compile: bool = _field(False, effect="none")
+    fused_optimizer: bool = _field(False, effect="none")
+    batch_scope: str = "global"
+    sync_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -126,6 +159,16 @@ class TrainConfig:
             )
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
             raise ValueError(f"TrainConfig.grad_clip_norm must be > 0, got {self.grad_clip_norm}")
+        if self.amp_dtype not in ("float16", "bfloat16"):
+            raise ValueError(
+                f"TrainConfig.amp_dtype must be float16 or bfloat16, got {self.amp_dtype!r}"
+            )
+        if self.sync_every < 1:
+            raise ValueError(f"TrainConfig.sync_every must be >= 1, got {self.sync_every}")
+        if self.batch_scope not in ("global", "per_process"):
+            raise ValueError(
+                f"TrainConfig.batch_scope must be global or per_process, got {self.batch_scope!r}"
+            )
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"TrainConfig.optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.num_workers < 0:

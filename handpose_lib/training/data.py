@@ -7,7 +7,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from handpose_lib.camera import camera_for
 from handpose_lib.datasets.frame import DepthFrame, FrameSource
 from handpose_lib.datasets.icvl import IcvlSource
 from handpose_lib.datasets.nyu import NyuSource
+from handpose_lib.datasets.parallel import map_frames
 from handpose_lib.datasets.rendered_poses import RenderedPosesSource
 from handpose_lib.datasets.synthetic import SyntheticSource
 from handpose_lib.datasets.torch_dataset import HandPoseDataset
@@ -109,15 +110,37 @@ def _for_source(rows: np.ndarray, source: FrameSource, path: str, what: str) -> 
 
 
 def com_centers(
-    source: FrameSource, crop: CropConfig, frames: np.ndarray | None = None
+    source: FrameSource,
+    crop: CropConfig,
+    frames: np.ndarray | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """(N, 3) uvd CoM crop centres (`preprocess.hand_center`) of `frames` (indices; default
-    all); other rows are NaN."""
+    all), found by `workers` processes; other rows are NaN. A frame without a hand is an
+    error naming it."""
     out = np.full((len(source), 3), np.nan)
-    for index in range(len(source)) if frames is None else frames:
-        frame = source[int(index)]
-        out[index] = hand_center(frame.depth_mm, frame.camera, crop)
+    indices = np.arange(len(source)) if frames is None else np.asarray(frames, dtype=np.int64)
+    if len(indices):
+        found = map_frames(_ComOf(crop), source, indices, workers)
+        out[indices] = np.asarray(found, dtype=np.float64).reshape(len(indices), 3)
     return out
+
+
+@dataclass(frozen=True)
+class _ComOf:
+    """CoM centres of a chunk of frames (picklable for worker processes)."""
+
+    crop: CropConfig
+
+    def __call__(self, source: FrameSource, indices: list[int]) -> list[np.ndarray]:
+        centres = []
+        for index in indices:
+            frame = source[index]
+            try:
+                centres.append(hand_center(frame.depth_mm, frame.camera, self.crop))
+            except ValueError as err:
+                raise ValueError(f"frame {index} ({frame.name!r}): {err}") from None
+        return centres
 
 
 def resolve_spec_centers(
@@ -213,6 +236,10 @@ def build_dataset(
     cache_dir = config.data.cache_dir
     if cache_dir == "run":  # only with_run_cache knows the run folder; no cache here
         cache_dir = None
+    workers = max(1, config.train.num_workers)
+    if role == "train" and cache_dir is None and isinstance(centers, str) and centers == "com":
+        # Once per run, in parallel, instead of once per item per epoch (LocNet's data).
+        centers = com_centers(source, config.crop, workers=workers)
     return HandPoseDataset(
         source,
         config.crop,
@@ -220,6 +247,8 @@ def build_dataset(
         augment=config.augment if role == "train" else None,
         seed=config.train.seed,
         cache_dir=None if cache_dir is None else _cache_folder(Path(cache_dir), role, spec),
+        cache_workers=workers,
+        cache_progress=config.train.progress,
     )
 
 

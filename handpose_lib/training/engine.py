@@ -12,7 +12,13 @@ Each epoch writes, atomically (rank 0):
 Data order and augmentation depend only on (seed, epoch): a DistributedSampler (also with one
 process) shuffles by seed + epoch and `HandPoseDataset.set_epoch` selects the augmentation, so
 `resume=True` ends with bit-identical weights to an uninterrupted run on CPU. With torchrun, every
-process runs `train`; `batch_size` is the global batch, split over the processes.
+process runs `train`; `batch_size` is the batch of one optimizer step, split over the processes
+(or, with `batch_scope="per_process"`, each process's; `batch_split`).
+
+On a GPU the step never waits for it: the loss parts stay on the device and are read every
+`sync_every` steps (the NaN / inf check with them), training forwards skip the heatmap decoding,
+the loader's workers persist across epochs, convolutions run channels-last where the profile
+says so, and cuDNN picks its algorithms once (`benchmarks/step_costs.py` counts the reads).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import torch
@@ -33,7 +39,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from handpose_lib.datasets.torch_dataset import HandPoseDataset
-from handpose_lib.models import PoseNetConfig, hand_center_target, location_loss, pose_loss
+from handpose_lib.models import (
+    PoseNetConfig,
+    hand_center_target,
+    heatmap_loss,
+    location_loss,
+    pose_loss_terms,
+)
 from handpose_lib.training import distributed, provenance
 from handpose_lib.training.atomic import atomic_write_json, atomic_write_text
 from handpose_lib.training.checkpoint import (
@@ -44,7 +56,7 @@ from handpose_lib.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from handpose_lib.training.config import RunConfig, build_model, load_provenance
+from handpose_lib.training.config import RunConfig, TrainConfig, build_model, load_provenance
 from handpose_lib.training.data import build_dataset, with_run_cache
 from handpose_lib.training.distributed import DistInfo, select_device, unwrap
 from handpose_lib.training.inference import mean_error_mm, run_inference
@@ -76,16 +88,42 @@ class TrainResult:
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
+PLATEAU_RATIO = 0.95  # last-stack L_det / all-zero L_det at or above this: on the plateau
+
+
+def plateau_message(name: str, steps: int, ratio: float) -> str:
+    """The one line a run on the all-zero-heatmap plateau prints."""
+    return (
+        f"{name}: after {steps} steps the last stack's L_det is {ratio:.2f} x that of all-zero "
+        "heatmaps, so the heatmaps are still ~0 (the zero plateau). Try the `paper` profile's "
+        "recipe (Adam 1e-3, Eq. 2 summed over pixels, zero-initialised heads, sigma 2) or a "
+        'lower lr with gradient clipping; README "Profiles"'
+    )
+
 
 def compute_loss(
     config: RunConfig, model: nn.Module, batch: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one batch (already on the device) and its parts for logging."""
-    outputs = model(batch["image"])
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one batch (already on the device) and its parts, detached 0-d tensors on the
+    device (read them with `float()` only where a host read is affordable)."""
     if isinstance(config.model, PoseNetConfig):  # task "pose" (RunConfig checks)
-        return pose_loss(outputs, batch, config.model)
-    loss = location_loss(outputs, hand_center_target(batch["uvd_crop"]))
-    return loss, {"total": float(loss.detach())}
+        # The loss reads heatmaps and depths only: no decoding in a training forward.
+        return pose_loss_terms(model(batch["image"], decode=False), batch, config.model)
+    loss = location_loss(model(batch["image"]), hand_center_target(batch["uvd_crop"]))
+    return loss, {"total": loss.detach()}
+
+
+def batch_split(tc: TrainConfig, world_size: int) -> tuple[int, int]:
+    """(samples per process, samples per optimizer step) of `tc` on `world_size` processes."""
+    if tc.batch_scope == "per_process":
+        return tc.batch_size, tc.batch_size * world_size
+    if tc.batch_size % world_size:
+        raise ValueError(
+            f"batch_size {tc.batch_size} does not split over {world_size} processes; pass a "
+            f"multiple of {world_size}, or train.batch_scope=per_process for {tc.batch_size} "
+            "per process"
+        )
+    return tc.batch_size // world_size, tc.batch_size
 
 
 def train(
@@ -105,6 +143,22 @@ def train(
         distributed.finish(info)
 
 
+def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
+    """The run's optimizer: SGD with momentum (the paper's) or Adam (betas 0.9, 0.999)."""
+    fused = tc.fused_optimizer or None  # None: torch's default implementation
+    if tc.optimizer == "adam":
+        return torch.optim.Adam(
+            model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=fused
+        )
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=tc.lr,
+        momentum=tc.momentum,
+        weight_decay=tc.weight_decay,
+        fused=fused,
+    )
+
+
 @dataclass
 class _Training:
     """What a checkpoint saves and `resume` restores."""
@@ -116,6 +170,7 @@ class _Training:
     epoch: int = 0  # epochs completed
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, float] = field(default_factory=lambda: {"epoch": 0, "value": math.inf})
+    plateau: _PlateauCheck | None = None  # pose runs with heatmaps, until checked
 
     @classmethod
     def create(cls, config: RunConfig, device: torch.device) -> _Training:
@@ -124,14 +179,11 @@ class _Training:
         model = build_model(config).to(device)
         if tc.channels_last:
             to_channels_last(model)
-        optimizer: torch.optim.Optimizer
-        if tc.optimizer == "adam":
-            optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        else:
-            optimizer = torch.optim.SGD(
-                model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
-            )
-        scaler = torch.amp.GradScaler(device.type, enabled=tc.amp and device.type == "cuda")
+        optimizer = build_optimizer(model, tc)
+        fp16 = amp_enabled(tc, device) and amp_dtype(tc, device) == torch.float16
+        if fp16 and tc.amp_dtype == "bfloat16":
+            log.warning("this GPU has no bfloat16: mixed precision in float16 with a GradScaler")
+        scaler = torch.amp.GradScaler(device.type, enabled=fp16)
         return cls(model, optimizer, scaler)
 
     @property
@@ -165,6 +217,19 @@ class _Training:
         self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
 
 
+def amp_enabled(tc: TrainConfig, device: torch.device) -> bool:
+    """Mixed precision runs on CUDA only (CPU autocast is slower for these networks)."""
+    return tc.amp and device.type == "cuda"
+
+
+def amp_dtype(tc: TrainConfig, device: torch.device) -> torch.dtype:
+    """The autocast dtype: `tc.amp_dtype`, or float16 (with a warning) where the GPU has no
+    bfloat16 (before Ampere)."""
+    wanted = getattr(torch, tc.amp_dtype)
+    no_bf16 = amp_enabled(tc, device) and not torch.cuda.is_bf16_supported()
+    return torch.float16 if wanted == torch.bfloat16 and no_bf16 else wanted
+
+
 def _provenance(run_dir: Path, resuming: bool) -> dict[str, Any]:
     """The running code's provenance; when resuming, the run's own, with this session added
     under "resumed_by" if it runs other code."""
@@ -189,10 +254,14 @@ def _train(
     tc = config.train
     device = select_device(tc.device, info.local_rank)
     ckpt_path = run_dir / "checkpoint.pt"
-    if tc.batch_size % info.world_size:
+    per_process, per_step_batch = batch_split(tc, info.world_size)
+    if tc.sync_batchnorm and info.world_size > 1 and device.type != "cuda":
         raise ValueError(
-            f"batch_size {tc.batch_size} does not split over {info.world_size} processes"
+            "train.sync_batchnorm needs CUDA (torch's SyncBatchNorm runs on CUDA only); "
+            f"this run is on {device.type}"
         )
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = tc.cudnn_benchmark
     training = _Training.create(config, device)
     resuming = ckpt_path.exists()
     if resuming:
@@ -205,40 +274,48 @@ def _train(
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json", _provenance(run_dir, resuming))
-    train_set, sampler, val_loader, steps = _data(with_run_cache(config, run_dir), info)
+    train_set, sampler, val_loader, steps = training_data(with_run_cache(config, run_dir), info)
     training.scheduler = make_scheduler(training.optimizer, tc, steps)
     if resuming:
         training.load_state_dict(load_checkpoint(ckpt_path))
         log.info("resuming %s after epoch %d", run_dir, training.epoch)
     if info.world_size > 1:
+        if tc.sync_batchnorm:
+            training.model = nn.SyncBatchNorm.convert_sync_batchnorm(training.model)
         training.model = nn.parallel.DistributedDataParallel(
             training.model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if info.is_main:
+        log.info(
+            "%s: batch of %d per step = %d process(es) x %d%s",
+            config.name,
+            per_step_batch,
+            info.world_size,
+            per_process,
+            ", SyncBatchNorm" if tc.sync_batchnorm and info.world_size > 1 else "",
+        )
+    loader = make_loader(train_set, sampler, tc, info, device)
+    step_model = cast(nn.Module, torch.compile(training.model)) if tc.compile else training.model
     metric = "val_mean_error_mm" if config.data.val is not None else "train_loss"
     progress = ProgressFile(
         run_dir, config.name, tc.epochs, steps, start_epoch=training.epoch, enabled=info.is_main
     )
     progress.update(training.epoch, 0, force=True)
+    if _has_heatmaps(config) and tc.plateau_check_steps > training.epoch * steps:
+        training.plateau = _PlateauCheck(tc.plateau_check_steps, config, device)
 
     for epoch in range(training.epoch, tc.epochs):
         started = time.perf_counter()
         train_set.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        loader = DataLoader(
-            train_set,
-            batch_size=tc.batch_size // info.world_size,
-            sampler=sampler,
-            drop_last=True,  # BatchNorm needs more than one sample per batch
-            num_workers=tc.num_workers,
-            pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(tc.seed * 100_003 + epoch),
-        )
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": training.optimizer.param_groups[0]["lr"],
         }
         try:
-            parts = _train_epoch(config, training, loader, steps, device, epoch, info, progress)
+            parts = _train_epoch(
+                config, training, step_model, loader, steps, device, epoch, info, progress
+            )
             _check_weights(training.model, epoch)
         except TrainingDiverged as err:
             kept = (
@@ -282,13 +359,43 @@ def _train(
     if info.is_main:
         summary = {k: v for k, v in asdict(result).items() if k not in ("run_dir", "history")}
         summary.update(
-            name=config.name, epochs=len(history), world_size=info.world_size, device=str(device)
+            name=config.name,
+            epochs=len(history),
+            world_size=info.world_size,
+            batch_per_process=per_process,
+            batch_per_step=per_step_batch,
+            device=str(device),
         )
+        if training.plateau is not None and training.plateau.message:
+            summary["plateau_warning"] = training.plateau.message
         atomic_write_json(run_dir / "summary.json", summary)
     return result
 
 
-def _data(
+def make_loader(
+    train_set: HandPoseDataset,
+    sampler: DistributedSampler,
+    tc: TrainConfig,
+    info: DistInfo,
+    device: torch.device,
+) -> DataLoader:
+    """This process's training loader: its share of each step's batch (`batch_split`), in
+    the sampler's order. Built once: persistent workers keep their processes (and the crop
+    cache's open files) from epoch to epoch; `set_epoch` reaches them through the dataset's
+    shared epoch."""
+    return DataLoader(
+        train_set,
+        batch_size=batch_split(tc, info.world_size)[0],
+        sampler=sampler,
+        drop_last=True,  # BatchNorm needs more than one sample per batch
+        num_workers=tc.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=tc.num_workers > 0,
+        generator=torch.Generator().manual_seed(tc.seed),
+    )
+
+
+def training_data(
     config: RunConfig, info: DistInfo
 ) -> tuple[HandPoseDataset, DistributedSampler, DataLoader | None, int]:
     """Training set and its sampler (every rank); validation loader (rank 0, if any); optimizer
@@ -305,7 +412,7 @@ def _data(
     sampler: DistributedSampler = DistributedSampler(
         train_set, info.world_size, info.rank, shuffle=True, seed=tc.seed, drop_last=True
     )
-    per_rank = tc.batch_size // info.world_size
+    per_rank, _ = batch_split(tc, info.world_size)
     if len(sampler) < per_rank:
         raise ValueError(
             f"{len(train_set)} training frames give {len(sampler)} per process, fewer than one "
@@ -355,6 +462,7 @@ def to_channels_last(model: nn.Module) -> nn.Module:
 def _train_epoch(
     config: RunConfig,
     training: _Training,
+    step_model: nn.Module,
     loader: DataLoader,
     steps: int,
     device: torch.device,
@@ -362,12 +470,19 @@ def _train_epoch(
     info: DistInfo,
     progress: ProgressFile,
 ) -> dict[str, float]:
-    """`steps` optimizer steps over `loader`; returns the mean loss parts over steps (and
-    processes)."""
+    """`steps` optimizer steps over `loader` (forwards through `step_model`: the model, or
+    its compiled form); returns the mean loss parts over steps (and processes).
+
+    Nothing is read from the device per step: the parts are summed there, and every
+    `sync_every` steps (and at the last) they are read and checked for NaN / inf.
+    """
     tc = config.train
-    model, optimizer, scaler = training.model, training.optimizer, training.scaler
-    model.train()
-    sums: dict[str, float] = {}
+    optimizer, scaler = training.optimizer, training.scaler
+    step_model.train()
+    amp, dtype = amp_enabled(tc, device), amp_dtype(tc, device)
+    names: list[str] = []
+    sums = torch.zeros(0, dtype=torch.float64, device=device)
+    watch = _NonFinite(device)
     bar = tqdm(
         loader,
         total=steps,
@@ -380,41 +495,106 @@ def _train_epoch(
         batch = {k: batch[k].to(device, non_blocking=True) for k in keys}
         if tc.channels_last:
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
-            loss, parts = compute_loss(config, model, batch)
-        _check_loss(loss, parts, epoch, step, info)
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            loss, parts = compute_loss(config, step_model, batch)
+        if not names:
+            names = sorted(parts)
+            sums = torch.zeros(len(names), dtype=torch.float64, device=device)
+        values = torch.stack([parts[k].double() for k in names])
+        sums += values
+        watch.record(values[names.index("total")], values, step)
+        if training.plateau is not None and not training.plateau.done:
+            training.plateau.record(parts, batch["heatmaps"])
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if tc.grad_clip_norm is not None:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip_norm)
+            nn.utils.clip_grad_norm_(training.model.parameters(), tc.grad_clip_norm)
         scaler.step(optimizer)
         scaler.update()
         if per_step(tc):
             training.lr_scheduler.step()
-        for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v
-        bar.set_postfix(loss=f"{parts['total']:.4g}")
         progress.update(epoch, step)
+        if step % tc.sync_every == 0 or step >= steps:
+            watch.check(names, epoch, info)  # one read of the device every sync_every steps
+            plateau, done = training.plateau, epoch * steps + step
+            if plateau is not None and not plateau.done and plateau.due(done):
+                on_it = plateau.check(done)
+                if on_it and info.is_main:
+                    log.warning(plateau.message)
+                    progress.warn(plateau.message)
+            bar.set_postfix(loss=f"{float(sums[names.index('total')]) / step:.4g}")
         if step >= steps:
             break
-    names = sorted(sums)
-    totals = torch.tensor([sums[k] for k in names], dtype=torch.float64)
     # Each rank's last forward updated its own BatchNorm statistics; DDP would broadcast
     # rank 0's at the next forward. Do it now, so every replica holds the checkpoint.
-    distributed.broadcast_buffers(model, info)
-    totals = distributed.mean_over_processes(totals, info, device)
+    distributed.broadcast_buffers(training.model, info)
+    totals = distributed.mean_over_processes(sums.cpu(), info, device)
     return {k: float(v) / steps for k, v in zip(names, totals, strict=True)}
 
 
-def _check_loss(
-    loss: torch.Tensor, parts: dict[str, float], epoch: int, step: int, info: DistInfo
-) -> None:
-    """Stop every process at once when any one sees a NaN / inf loss (before backward, whose
-    gradient all-reduce would otherwise leave the others waiting)."""
-    if distributed.any_process(not math.isfinite(parts["total"]), info, loss.device):
+def _has_heatmaps(config: RunConfig) -> bool:
+    return isinstance(config.model, PoseNetConfig) and config.model.variant != "plain"
+
+
+class _PlateauCheck:
+    """Sums the last stack's L_det and the all-zero prediction's on the device until step
+    `after`, then compares them once."""
+
+    def __init__(self, after: int, config: RunConfig, device: torch.device) -> None:
+        assert isinstance(config.model, PoseNetConfig)
+        self.after, self.name = after, config.name
+        self.last = f"det_{config.model.num_stacks - 1}"
+        self.reduction = config.model.det_reduction
+        self.sums = torch.zeros(2, dtype=torch.float64, device=device)
+        self.message = ""
+        self.done = False
+
+    def record(self, parts: dict[str, torch.Tensor], target: torch.Tensor) -> None:
+        with torch.no_grad():
+            zero = heatmap_loss(torch.zeros_like(target), target, self.reduction)
+            self.sums += torch.stack([parts[self.last].double(), zero.double()])
+
+    def due(self, done: int) -> bool:
+        return done >= self.after
+
+    def check(self, done: int) -> bool:
+        """True (and `message` set) when the run is on the plateau."""
+        self.done = True
+        det, zero = self.sums.tolist()
+        ratio = det / zero if zero > 0 else math.nan
+        if ratio >= PLATEAU_RATIO:
+            self.message = plateau_message(self.name, done, ratio)
+        return bool(self.message)
+
+
+class _NonFinite:
+    """The first step of an epoch whose loss was NaN / inf, kept on the device until `check`."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first_step = torch.zeros((), dtype=torch.int64, device=device)  # 0: none yet
+        self.parts: torch.Tensor | None = None
+
+    def record(self, total: torch.Tensor, values: torch.Tensor, step: int) -> None:
+        new = torch.logical_and(~torch.isfinite(total), self.first_step == 0)
+        self.first_step = torch.where(new, step, self.first_step)
+        self.parts = values if self.parts is None else torch.where(new, values, self.parts)
+
+    def check(self, names: list[str], epoch: int, info: DistInfo) -> None:
+        """Stop every process at once when any one has seen a NaN / inf loss (all check at the
+        same steps, so none is left waiting in a gradient all-reduce)."""
+        first = int(self.first_step)
+        if not distributed.any_process(first > 0, info, self.first_step.device):
+            return
+        if first == 0:
+            raise TrainingDiverged(
+                f"loss diverged at epoch {epoch + 1} in another process (rank {info.rank} saw "
+                "finite losses)"
+            )
+        assert self.parts is not None
+        parts = dict(zip(names, self.parts.tolist(), strict=True))
         raise TrainingDiverged(
-            f"loss diverged at epoch {epoch + 1}, step {step}: loss = {parts['total']} "
+            f"loss diverged at epoch {epoch + 1}, step {first}: loss = {parts['total']} "
             f"(parts {parts}, rank {info.rank})"
         )
 

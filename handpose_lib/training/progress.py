@@ -3,7 +3,8 @@
 Keys: name, epoch (1-based, the epoch in progress or just finished), epochs, step (optimizer
 steps done in that epoch), steps (per epoch), elapsed_s (since this training call started),
 eta_s (estimated seconds left for the whole run; null before the first step), updated (unix
-time). Written at most every `interval_s` seconds and at each epoch's end.
+time), and once the trainer has one, warning (one line: e.g. the zero-plateau check). Written at
+most every `interval_s` seconds, at each epoch's end and on a warning.
 """
 
 from __future__ import annotations
@@ -34,9 +35,17 @@ class ProgressFile:
         self.interval_s, self.enabled = interval_s, enabled
         self.started = time.monotonic()
         self.written = -float("inf")
+        self.warning: str | None = None
+        self.last = (0, 0)
+
+    def warn(self, message: str) -> None:
+        """Add a one-line warning to progress.json (kept from then on)."""
+        self.warning = message
+        self.update(*self.last, force=True)
 
     def update(self, epoch: int, step: int, force: bool = False) -> None:
         """`step` steps of 0-based `epoch` are done."""
+        self.last = (epoch, step)
         now = time.monotonic()
         if not self.enabled or (not force and now - self.written < self.interval_s):
             return
@@ -55,5 +64,7 @@ class ProgressFile:
             "eta_s": None if eta is None else round(eta, 3),
             "updated": time.time(),
         }
+        if self.warning:
+            record["warning"] = self.warning
         atomic_write_json(self.path, record)
         self.written = now

@@ -1,0 +1,121 @@
+"""How a step's batch is split over DDP processes, and that the split and the gradient
+averaging are right: two gloo processes of 16 give the gradients of one process of 32."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from handpose_lib.profiles import make_run_config
+from handpose_lib.training import engine
+from handpose_lib.training.config import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+# One forward / backward of the engine's first batch (its sampler, loader and loss), through
+# DDP when torchrun starts more than one process; rank 0 saves the gradients. Mode "eval":
+# on CPU, BatchNorm in eval mode (with batch statistics a half batch normalizes differently
+# by design); mode "sync": on CUDA, BatchNorm with batch statistics, SyncBatchNorm over the
+# processes.
+GRADIENTS = textwrap.dedent(
+    """
+    import sys
+    import torch
+    from torch import nn
+    from handpose_lib.profiles import make_run_config
+    from handpose_lib.training import distributed, engine
+    from handpose_lib.training.config import build_model
+
+    mode = sys.argv[2]
+    kind = "cpu" if mode == "eval" else "cuda"
+    info = distributed.init_distributed(kind)
+    device = distributed.select_device(kind, info.local_rank)
+    config = make_run_config("smoke", "attention").with_overrides(
+        {"train.batch_size": 32, "data.train.num_frames": 64, "data.val": None,
+         "train.device": kind}
+    )
+    torch.manual_seed(0)
+    model = build_model(config).to(device)
+    model.train()
+    if mode == "eval":
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
+                module.eval()
+    step_model = model
+    if info.world_size > 1:
+        if mode == "sync":
+            model = step_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        ids = [device.index] if device.type == "cuda" else None
+        step_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    train_set, sampler, _, _ = engine.training_data(config, info)
+    sampler.set_epoch(0)
+    loader = engine.make_loader(train_set, sampler, config.train, info, device)
+    keys = ("image", "heatmaps", "depth", "uvd_crop")
+    batch = {k: v.to(device) for k, v in next(iter(loader)).items() if k in keys}
+    loss, _ = engine.compute_loss(config, step_model, batch)
+    loss.backward()
+    if info.is_main:
+        torch.save([p.grad.cpu() for p in model.parameters()], sys.argv[1])
+    distributed.finish(info)
+    """
+)
+
+
+def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch.Tensor]:
+    script, out = tmp_path / "gradients.py", tmp_path / f"grads_{mode}_{processes}.pt"
+    script.write_text(GRADIENTS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", str(processes), str(script), str(out), mode]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out)
+
+
+@pytest.mark.slow  # three processes under torchrun
+def test_two_processes_of_16_give_the_gradients_of_one_of_32(tmp_path):
+    one, two = _gradients(tmp_path, 1), _gradients(tmp_path, 2)
+    assert len(one) == len(two) > 0
+    for a, b in zip(one, two, strict=True):
+        assert a is not None
+        assert b is not None
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    # Not trivially equal: the gradients are far from zero.
+    assert max(float(g.abs().max()) for g in one) > 1e-3
+
+
+def test_the_batch_is_global_unless_said_per_process():
+    global_32 = TrainConfig(batch_size=32)
+    assert engine.batch_split(global_32, 1) == (32, 32)
+    assert engine.batch_split(global_32, 4) == (8, 32)
+    per_gpu = TrainConfig(batch_size=32, batch_scope="per_process")
+    assert engine.batch_split(per_gpu, 4) == (32, 128)
+    with pytest.raises(ValueError, match=r"batch_size 32 does not split over 3 .*per_process"):
+        engine.batch_split(global_32, 3)
+    with pytest.raises(ValueError, match="batch_scope must be global or per_process"):
+        TrainConfig(batch_scope="per_gpu")
+
+
+def test_sync_batchnorm_on_a_cpu_run_is_a_clear_error(monkeypatch, tmp_path):
+    config = make_run_config("smoke").with_overrides(
+        {"train.sync_batchnorm": True, "train.device": "cpu"}
+    )
+    monkeypatch.setattr(engine.distributed, "init_distributed", lambda _: engine.DistInfo(0, 2, 0))
+    with pytest.raises(ValueError, match="sync_batchnorm needs CUDA"):
+        engine.train(config, tmp_path / "run")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    torch.cuda.device_count() < 2, reason="SyncBatchNorm runs on CUDA; needs two GPUs"
+)
+def test_sync_batchnorm_over_two_gpus_of_16_gives_the_gradients_of_one_of_32(tmp_path):
+    one, two = _gradients(tmp_path, 1, "sync"), _gradients(tmp_path, 2, "sync")
+    for a, b in zip(one, two, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5)
