@@ -25,6 +25,7 @@ Workers needed to feed the GPU: train samples/s / (data samples/s per worker).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import threading
 import time
@@ -156,7 +157,8 @@ def train_rate(config: RunConfig, run_dir: Path) -> dict[str, float]:
             sampler.stop()
 
     train(config, run_dir, on_epoch_end=on_epoch_end)
-    steps = config.train.steps_per_epoch or 1
+    # The steps an epoch really ran (steps_per_epoch caps them at the frames' batches).
+    steps = json.loads((run_dir / "progress.json").read_text())["steps"]
     result = {"train samples/s": steps * config.train.batch_size / times[2]}
     if device.type == "cuda":
         result["peak GPU memory GiB"] = torch.cuda.max_memory_allocated(device) / 2**30

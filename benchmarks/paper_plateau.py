@@ -49,7 +49,12 @@ from handpose_lib.models import PoseNetConfig, heatmap_loss, pose_loss
 from handpose_lib.profiles import get_profile
 from handpose_lib.training.config import RunConfig, SourceSpec, build_model
 from handpose_lib.training.data import build_dataset
-from handpose_lib.training.engine import build_optimizer, to_channels_last
+from handpose_lib.training.engine import (
+    amp_dtype,
+    amp_enabled,
+    build_optimizer,
+    to_channels_last,
+)
 from handpose_lib.training.inference import run_inference
 
 KEYS = ("image", "heatmaps", "depth", "uvd_crop")
@@ -151,8 +156,9 @@ def train_steps(
     if tc.channels_last:
         to_channels_last(model)
     optimizer = build_optimizer(model, tc)
-    amp = tc.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    # The engine's mixed precision: bfloat16 without a scaler for the GPU profiles.
+    amp, dtype = amp_enabled(tc, device), amp_dtype(tc, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and dtype == torch.float16)
     train_set, val_set = build_dataset(config, "train"), build_dataset(config, "val")
     val_loader = DataLoader(val_set, batch_size=64, num_workers=workers)
     floor = oracle_floor(val_set)
@@ -163,7 +169,8 @@ def train_steps(
         state = torch.load(state_path, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"]) if amp and state["scaler"] else None
+        if scaler.is_enabled() and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
         step, history, spent = state["step"], state["history"], state["time_s"]
         print(f"resuming {run_dir} at step {step}", flush=True)
     per_epoch = len(train_set) // tc.batch_size
@@ -180,7 +187,7 @@ def train_steps(
             batch = {k: batch[k].to(device, non_blocking=True) for k in KEYS}
             if tc.channels_last:
                 batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            with torch.autocast(device.type, dtype=dtype, enabled=amp):
                 out = model(batch["image"])
                 loss, parts = pose_loss(out, batch, net)
             if not math.isfinite(parts["total"]):

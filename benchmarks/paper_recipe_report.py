@@ -55,6 +55,7 @@ def summary_row(label: str, history: pd.DataFrame) -> dict[str, object]:
         "val 2D error (mm), last": round(float(val["val_2d_mm"].iloc[-1]), 2)
         if len(val)
         else np.nan,
+        "best val 2D (mm)": round(float(val["val_2d_mm"].min()), 2) if len(val) else np.nan,
         "oracle floor 2D (mm)": round(floor, 2),
         "first step below the floor": int(below.iloc[0]) if len(below) else "-",
         "diverged at step": int(history["step"].iloc[-1]) if diverged else "-",
@@ -74,13 +75,14 @@ def report(roots: list[Path], out: Path | None) -> pd.DataFrame:
     if not runs:
         raise SystemExit(f"no runs (<profile>/history.csv) under {[str(r) for r in roots]}")
     table = pd.DataFrame([summary_row(label, h) for label, h in runs.items()])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
     for (label, history), color in zip(runs.items(), [f"C{i}" for i in range(10)], strict=False):
         steps = history[history["step"] > 0]
         ok = steps.dropna(subset=["det_last/zero"])
         smooth = ok["det_last/zero"].rolling(SMOOTH, min_periods=1).mean()
         axes[0].plot(ok["step"], smooth.clip(upper=3), color=color, label=label)
-        axes[1].plot(ok["step"], ok["peak"].rolling(SMOOTH, min_periods=1).mean(), color=color)
+        peak = ok["peak"].rolling(SMOOTH, min_periods=1).mean().clip(upper=1.5)
+        axes[1].plot(ok["step"], peak, color=color)
         if "val_2d_mm" in history and "floor_2d_mm" in history:
             val = history.dropna(subset=["val_2d_mm"])
             axes[2].plot(val["step"], val["val_2d_mm"], "o-", color=color, ms=3)
@@ -94,7 +96,10 @@ def report(roots: list[Path], out: Path | None) -> pd.DataFrame:
         title="Leaving the all-zero plateau (1 = on it)",
     )
     axes[1].set(
-        xlabel="optimizer step", ylabel="mean heatmap peak", title="Heatmap peak (targets: 1)"
+        xlabel="optimizer step",
+        ylabel=f"mean heatmap peak ({SMOOTH}-step mean, clipped at 1.5)",
+        title="Heatmap peak (targets: 1)",
+        ylim=(0, 1.55),
     )
     axes[1].axhline(1.0, color="grey", lw=1)
     axes[2].set(
@@ -103,8 +108,11 @@ def report(roots: list[Path], out: Path | None) -> pd.DataFrame:
         title="Validation 2D error (dotted: oracle constant pose)",
         yscale="log",
     )
-    axes[0].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+    for ax in axes:
+        ax.set_xscale("log")  # full-size runs are 300 steps, reduced-width ones 2000
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out.with_suffix(".png"), dpi=110)

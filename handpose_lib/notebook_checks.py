@@ -5,7 +5,8 @@ Every function raises `NotebookCheckFailed` naming the fact that does not hold, 
 otherwise returns the list of facts it checked (printed by the notebook). Facts that need a
 trained model (it beats a floor, LocNet beats the CoM) are asserted only where the profile
 promises learning (`Profile.promises_learning`: every profile but `smoke`, whose networks are
-too small and too briefly trained to learn).
+too small and too briefly trained to learn, and `paper_faithful`, the paper's recipe as
+written, which is not shown to learn at paper size).
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ class Profile:
     cell_timeout_s:    per-cell limit of the notebook runner (None: none).
     promises_learning: the notebooks assert that its models learned (beat the constant-pose
                        floor; LocNet beats the CoM). False for `smoke`, whose networks and
-                       budget are too small to learn: its runs only exercise the code.
+                       budget are too small to learn (its runs only exercise the code), and
+                       for `paper_faithful`, not shown to learn at paper size.
     cache_data:        which of the `data` choices cache their crops (when crop_cache is set).
     cache_context:     `CropConfig.context` of its crops: how much around the cube a crop
                        cache stores (`preprocess.required_context` of the augmentation keeps
@@ -357,6 +358,7 @@ PROFILES: dict[str, Profile] = {
             num_workers=8,
             channels_last=True,
             fused_optimizer=True,
+            amp_dtype="bfloat16",
         ),
         train_frames=300_000,
         real_train_frames=0,
@@ -386,6 +388,7 @@ PROFILES: dict[str, Profile] = {
             num_workers=8,
             channels_last=True,
             fused_optimizer=True,
+            amp_dtype="bfloat16",
         ),
         train_frames=300_000,
         real_train_frames=0,
@@ -398,6 +401,9 @@ PROFILES: dict[str, Profile] = {
         cache_data=("nyu",),
         cache_context=_whole_crops(AugmentConfig()),
         departures=_FAITHFUL_CHOICES,
+        # Not shown to learn at paper size (README "Profiles"): its notebooks report the
+        # margins over the floors without asserting them.
+        promises_learning=False,
     ),
     "cpu": Profile(
         name="cpu",
@@ -557,7 +563,6 @@ RECIPE_FIELDS = (
     "train.lr_schedule",
     "train.grad_clip_norm",
     "train.amp",
-    "train.amp_dtype",
     "augment.rotation_deg",
     "augment.scale",
     "augment.translate",

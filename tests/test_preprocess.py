@@ -423,3 +423,26 @@ def test_context_cache_keeps_what_a_rotation_brings_into_the_crop(tmp_path):
     match_plain = (np.abs(plain.image_for(0, rotated) - direct) < 0.01).mean()
     assert match_wide > 0.99
     assert match_plain < 0.9  # the corners came back as background
+
+
+@pytest.mark.slow  # worker processes
+def test_cache_and_com_centres_built_in_parallel_equal_one_process(tmp_path):
+    from handpose_lib.training.data import com_centers  # noqa: PLC0415 (training side)
+
+    source = BlobSource(n=7)
+    config = replace(SMALL, context=1.5)
+    one = build_cache(source, tmp_path / "one", config, dtype="float32")
+    many = build_cache(source, tmp_path / "many", config, dtype="float32", workers=3)
+    for name in ("images", "uvd", "center_uvd", "matrix", "cube_mm"):
+        a = np.load(tmp_path / "one" / f"{name}.npy")
+        b = np.load(tmp_path / "many" / f"{name}.npy")
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert len(many) == len(one) == 7
+    # 7 frames over 3 workers: chunks of one frame, results in frame order.
+    serial = com_centers(source, config)
+    parallel = com_centers(source, config, workers=3)
+    np.testing.assert_array_equal(serial, parallel)
+    assert not np.isnan(parallel).any()
+    some = com_centers(source, config, frames=np.array([5, 1]), workers=2)
+    assert np.isnan(some[[0, 2, 3, 4, 6]]).all()
+    np.testing.assert_array_equal(some[[1, 5]], serial[[1, 5]])

@@ -105,6 +105,33 @@ def test_batches_do_not_depend_on_worker_count():
         assert_items_equal(x, y)
 
 
+@pytest.mark.slow  # starts worker processes
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_persistent_workers_see_each_epoch(start):
+    # The engine builds its loader once; its workers keep their copy of the dataset, so
+    # set_epoch must reach them (the epoch is in shared memory).
+    dataset = HandPoseDataset(DiscSource(), SMALL, augment=AugmentConfig(), seed=5)
+    loader = DataLoader(
+        dataset,
+        batch_size=3,
+        num_workers=2,
+        persistent_workers=True,
+        multiprocessing_context=start,
+    )
+    reference = HandPoseDataset(DiscSource(), SMALL, augment=AugmentConfig(), seed=5)
+    first_batches = []
+    for epoch in (0, 1, 2):
+        dataset.set_epoch(epoch)
+        reference.set_epoch(epoch)
+        expected = list(DataLoader(reference, batch_size=3))
+        got = list(loader)
+        for batch, want in zip(got, expected, strict=True):
+            assert_items_equal(batch, want)
+        first_batches.append(got[0]["crop_transform"])
+    # The epochs' augmentations differ, so equality above is not trivial.
+    assert not torch.equal(first_batches[0], first_batches[2])
+
+
 def test_without_augmentation_items_are_the_plain_crop():
     dataset = HandPoseDataset(DiscSource(), SMALL, seed=1)
     first = dataset[0]

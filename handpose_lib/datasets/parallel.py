@@ -3,11 +3,14 @@ centres), with the output of one process."""
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
 from tqdm.auto import tqdm
 
 from handpose_lib.datasets.frame import FrameSource
@@ -40,6 +43,17 @@ def map_in_chunks(
     return results
 
 
+_WORKER: dict[str, Any] = {}  # in a map_frames worker process: its source and work
+
+
+def _start_worker(work: Callable[[FrameSource, list[int]], list[Any]], source: FrameSource) -> None:
+    _WORKER.update(work=work, source=source)
+
+
+def _run_chunk(indices: list[int]) -> list[Any]:
+    return _WORKER["work"](_WORKER["source"], indices)
+
+
 def map_frames(
     work: Callable[[FrameSource, list[int]], list[Any]],
     source: FrameSource,
@@ -49,12 +63,15 @@ def map_frames(
     chunk: int = 256,
 ) -> list[Any]:
     """`work(source, chunk_of_indices)` over `indices` in chunks of `chunk` frames, on `workers`
-    processes (`work` and the source must pickle); results in the order of `indices`, the same
-    as one process gives. `desc`: show a progress bar (frames done) with that title."""
+    processes; results in the order of `indices`, the same as one process gives. `work` and
+    the source pickle once per worker (a source may hold all of a split's labels). `desc`:
+    show a progress bar (frames done) with that title."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     indices = [int(i) for i in indices]
-    chunks = [indices[k : k + chunk] for k in range(0, len(indices), chunk)]
+    # At most `chunk` frames, and at least four chunks per worker to share the work out.
+    size = max(1, min(chunk, math.ceil(len(indices) / (4 * workers))))
+    chunks = [indices[k : k + size] for k in range(0, len(indices), size)]
     bar = tqdm(total=len(indices), desc=desc, disable=desc is None, unit="frame")
     results: list[Any] = []
     try:
@@ -63,10 +80,15 @@ def map_frames(
                 results.extend(work(source, part))
                 bar.update(len(part))
             return results
-        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
-            for part, done in zip(
-                chunks, pool.map(work, [source] * len(chunks), chunks), strict=True
-            ):
+        # Forking a process that holds CUDA (or its threads) is unsafe: start afresh then.
+        context = multiprocessing.get_context("spawn" if torch.cuda.is_initialized() else None)
+        with ProcessPoolExecutor(
+            min(workers, len(chunks)),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(work, source),
+        ) as pool:
+            for part, done in zip(chunks, pool.map(_run_chunk, chunks), strict=True):
                 results.extend(done)
                 bar.update(len(part))
         return results

@@ -26,6 +26,7 @@ from handpose_lib.preprocess.segmentation import hand_center, joints_center
 
 CACHE_VERSION = 1
 _ARRAYS = ("images", "uvd", "center_uvd", "matrix", "cube_mm")
+_IN_MEMORY = ("center_uvd", "matrix", "cube_mm")
 
 
 @dataclass
@@ -56,9 +57,14 @@ class CropCache:
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
+        """The images memory-mapped; the crop geometry (13 floats a frame) read into memory
+        once per process, so that an item does not page in four more files."""
         if self._arrays is None:
             self._arrays = {
-                name: np.load(self.directory / f"{name}.npy", mmap_mode="r") for name in _ARRAYS
+                name: np.load(
+                    self.directory / f"{name}.npy", mmap_mode=None if name in _IN_MEMORY else "r"
+                )
+                for name in _ARRAYS
             }
         return self._arrays
 
@@ -76,8 +82,8 @@ class CropCache:
         """The network's S x S cube crop of frame `index` (what augmentation starts from)."""
         a = self.arrays
         return Crop(
-            matrix=np.array(a["matrix"][index], dtype=np.float64),
-            center_uvd=np.array(a["center_uvd"][index], dtype=np.float64),
+            matrix=a["matrix"][index].astype(np.float64),
+            center_uvd=a["center_uvd"][index].astype(np.float64),
             cube_mm=float(a["cube_mm"][index]),
             size=int(self.meta["key"]["config"]["input_size"]),
         )

@@ -69,7 +69,8 @@ def _field(default: Any = MISSING, *, effect: str = "weights", resumable: bool =
 class TrainConfig:
     """Optimisation and bookkeeping of a run.
 
-    batch_size:      global mini-batch (split evenly over DDP processes).
+    batch_size:      the mini-batch of one optimizer step, split evenly over DDP processes
+                     (or each process's, with batch_scope "per_process").
     lr_schedule:     "step": the learning rate is multiplied by lr_gamma at each epoch of
                      lr_milestones (the paper's); "cosine": per optimizer step, a linear
                      warm-up from 0 over warmup_steps, then a cosine from lr to 0 at the end of
@@ -78,7 +79,7 @@ class TrainConfig:
     grad_clip_norm:  clip the global gradient norm to this value (None: no clipping).
     optimizer:       "sgd" (the paper's, with momentum) or "adam" (betas 0.9, 0.999; used by
                      the short CPU profile, where SGD stays on the all-zero-heatmap plateau).
-    amp:             float16 autocast + GradScaler, used on CUDA only.
+    amp:             mixed-precision autocast (`amp_dtype`), used on CUDA only.
     device:          "auto" (CUDA when present), "cuda" or "cpu".
     steps_per_epoch: cap on optimizer steps per epoch (None: the whole training set).
     val_every:       validate every this many epochs, and always after the last one.
@@ -86,9 +87,10 @@ class TrainConfig:
                      the cpu-size networks on a CPU (`benchmarks/bench_throughput.py`).
                      Like the thread count it changes only the order of float sums, so it
                      counts as bookkeeping, not as a change of the weights.
-    amp_dtype:       "bfloat16" (float32's range: no loss scaling, no read of the GPU; Ampere
-                     and later, float16 elsewhere) or "float16" (with a GradScaler, whose inf
-                     check reads the GPU once per step).
+    amp_dtype:       "float16" (with a GradScaler, whose inf check reads the GPU once per
+                     step; configs written before this field load as float16) or "bfloat16"
+                     (float32's range: no loss scaling, no read of the GPU; the GPU profiles;
+                     float16 on GPUs before Ampere).
     sync_every:      read the loss parts back and check them for NaN / inf every this many
                      steps and at the end of each epoch; on a GPU every read waits for all
                      queued work, so reading every step idles it. A NaN is reported with the
@@ -132,12 +134,12 @@ class TrainConfig:
     channels_last: bool = _field(False, effect="none")
     lr_schedule: str = "step"
     warmup_steps: int = 0
-    amp_dtype: str = "bfloat16"
+    amp_dtype: str = "float16"
     sync_every: int = _field(25, effect="none")
     cudnn_benchmark: bool = _field(True, effect="none")
     plateau_check_steps: int = _field(200, effect="none")
     compile: bool = _field(False, effect="none")
-    fused_optimizer: bool = _field(False, effect="none")
+    fused_optimizer: bool = False  # a resume keeps the saved optimizer's: refuse a change
     batch_scope: str = "global"
     sync_batchnorm: bool = False
 

@@ -126,6 +126,17 @@ def com_centers(
     return out
 
 
+def run_com_centers(config: RunConfig) -> np.ndarray | None:
+    """The CoM centres of a run's training frames, found once in `train.num_workers`
+    processes, when its crops are cut at the CoM without a crop cache (a cache finds them
+    while it is built); else None. Without this, every item of every epoch segments its
+    frame again (LocNet's data)."""
+    spec = config.data.train
+    if spec.centers != "com" or config.data.cache_dir is not None:
+        return None
+    return com_centers(build_source(spec), config.crop, workers=max(1, config.train.num_workers))
+
+
 @dataclass(frozen=True)
 class _ComOf:
     """CoM centres of a chunk of frames (picklable for worker processes)."""
@@ -225,9 +236,11 @@ def build_dataset(
     role: str = "train",
     spec: SourceSpec | None = None,
     report: Callable[[str], None] = print,
+    centers_uvd: np.ndarray | None = None,
 ) -> HandPoseDataset:
     """HandPoseDataset of the run's "train" (augmented) or "val" data, or of any `spec`;
-    `report` gets what the centres need saying (invalid frames of a centre file)."""
+    `report` gets what the centres need saying (invalid frames of a centre file);
+    `centers_uvd` (N, 3) replaces the spec's centres when already found (`run_com_centers`)."""
     spec = spec or (config.data.train if role == "train" else config.data.val)
     if spec is None:
         raise ValueError(f"the run config has no {role} data")
@@ -237,9 +250,8 @@ def build_dataset(
     if cache_dir == "run":  # only with_run_cache knows the run folder; no cache here
         cache_dir = None
     workers = max(1, config.train.num_workers)
-    if role == "train" and cache_dir is None and isinstance(centers, str) and centers == "com":
-        # Once per run, in parallel, instead of once per item per epoch (LocNet's data).
-        centers = com_centers(source, config.crop, workers=workers)
+    if centers_uvd is not None:
+        centers = centers_uvd
     return HandPoseDataset(
         source,
         config.crop,

@@ -79,6 +79,15 @@ def gather(value: Any, info: DistInfo) -> list[Any]:
     return out
 
 
+def broadcast_object(value: Any, info: DistInfo) -> Any:
+    """Rank 0's `value` on every process."""
+    if info.world_size == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def any_process(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True on every process when `flag` is true on any one."""
     value = torch.tensor([1.0 if flag else 0.0], device=device)

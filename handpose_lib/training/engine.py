@@ -57,7 +57,7 @@ from handpose_lib.training.checkpoint import (
     set_rng_state,
 )
 from handpose_lib.training.config import RunConfig, TrainConfig, build_model, load_provenance
-from handpose_lib.training.data import build_dataset, with_run_cache
+from handpose_lib.training.data import build_dataset, run_com_centers, with_run_cache
 from handpose_lib.training.distributed import DistInfo, select_device, unwrap
 from handpose_lib.training.inference import mean_error_mm, run_inference
 from handpose_lib.training.progress import ProgressFile
@@ -171,6 +171,7 @@ class _Training:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, float] = field(default_factory=lambda: {"epoch": 0, "value": math.inf})
     plateau: _PlateauCheck | None = None  # pose runs with heatmaps, until checked
+    plateau_warning: str = ""  # checkpointed: a resumed run still reports it
 
     @classmethod
     def create(cls, config: RunConfig, device: torch.device) -> _Training:
@@ -205,6 +206,7 @@ class _Training:
             "rng": rng_state(),
             "best": self.best,
             "history": self.history,
+            "plateau_warning": self.plateau_warning,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -215,6 +217,7 @@ class _Training:
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.epoch, self.history, self.best = state["epoch"], state["history"], state["best"]
+        self.plateau_warning = state.get("plateau_warning", "")
 
 
 def amp_enabled(tc: TrainConfig, device: torch.device) -> bool:
@@ -226,7 +229,8 @@ def amp_dtype(tc: TrainConfig, device: torch.device) -> torch.dtype:
     """The autocast dtype: `tc.amp_dtype`, or float16 (with a warning) where the GPU has no
     bfloat16 (before Ampere)."""
     wanted = getattr(torch, tc.amp_dtype)
-    no_bf16 = amp_enabled(tc, device) and not torch.cuda.is_bf16_supported()
+    # Native bfloat16 from Ampere (compute capability 8) on; older GPUs emulate it slowly.
+    no_bf16 = amp_enabled(tc, device) and torch.cuda.get_device_capability(device)[0] < 8
     return torch.float16 if wanted == torch.bfloat16 and no_bf16 else wanted
 
 
@@ -301,6 +305,8 @@ def _train(
         run_dir, config.name, tc.epochs, steps, start_epoch=training.epoch, enabled=info.is_main
     )
     progress.update(training.epoch, 0, force=True)
+    if training.plateau_warning:
+        progress.warn(training.plateau_warning)
     if _has_heatmaps(config) and tc.plateau_check_steps > training.epoch * steps:
         training.plateau = _PlateauCheck(tc.plateau_check_steps, config, device)
 
@@ -366,8 +372,8 @@ def _train(
             batch_per_step=per_step_batch,
             device=str(device),
         )
-        if training.plateau is not None and training.plateau.message:
-            summary["plateau_warning"] = training.plateau.message
+        if training.plateau_warning:
+            summary["plateau_warning"] = training.plateau_warning
         atomic_write_json(run_dir / "summary.json", summary)
     return result
 
@@ -404,7 +410,12 @@ def training_data(
     cache_race = info.world_size > 1 and config.data.cache_dir is not None
     if cache_race and not info.is_main:
         distributed.barrier(info)
-    train_set = build_dataset(config, "train")
+    centers = None
+    if config.data.train.centers == "com" and config.data.cache_dir is None:
+        # Rank 0 finds the CoM centres once; the others receive them (no cache, no race).
+        centers = run_com_centers(config) if info.is_main else None
+        centers = distributed.broadcast_object(centers, info)
+    train_set = build_dataset(config, "train", centers_uvd=centers)
     if cache_race and info.is_main:
         distributed.barrier(info)
     tc = config.train
@@ -504,7 +515,7 @@ def _train_epoch(
         sums += values
         watch.record(values[names.index("total")], values, step)
         if training.plateau is not None and not training.plateau.done:
-            training.plateau.record(parts, batch["heatmaps"])
+            training.plateau.record(parts, batch["heatmaps"], epoch * steps + step)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if tc.grad_clip_norm is not None:
@@ -521,6 +532,7 @@ def _train_epoch(
             if plateau is not None and not plateau.done and plateau.due(done):
                 on_it = plateau.check(done)
                 if on_it and info.is_main:
+                    training.plateau_warning = plateau.message
                     log.warning(plateau.message)
                     progress.warn(plateau.message)
             bar.set_postfix(loss=f"{float(sums[names.index('total')]) / step:.4g}")
@@ -538,19 +550,24 @@ def _has_heatmaps(config: RunConfig) -> bool:
 
 
 class _PlateauCheck:
-    """Sums the last stack's L_det and the all-zero prediction's on the device until step
-    `after`, then compares them once."""
+    """Sums the last stack's L_det and the all-zero prediction's on the device over the
+    `window` steps up to step `after` (and until the next read), then compares them once."""
 
-    def __init__(self, after: int, config: RunConfig, device: torch.device) -> None:
+    def __init__(
+        self, after: int, config: RunConfig, device: torch.device, window: int = 20
+    ) -> None:
         assert isinstance(config.model, PoseNetConfig)
-        self.after, self.name = after, config.name
+        self.after, self.name, self.window = after, config.name, window
         self.last = f"det_{config.model.num_stacks - 1}"
         self.reduction = config.model.det_reduction
         self.sums = torch.zeros(2, dtype=torch.float64, device=device)
         self.message = ""
         self.done = False
 
-    def record(self, parts: dict[str, torch.Tensor], target: torch.Tensor) -> None:
+    def record(self, parts: dict[str, torch.Tensor], target: torch.Tensor, done: int) -> None:
+        """Step `done` (1-based, counted over epochs) had these loss parts and targets."""
+        if done <= self.after - self.window:
+            return
         with torch.no_grad():
             zero = heatmap_loss(torch.zeros_like(target), target, self.reduction)
             self.sums += torch.stack([parts[self.last].double(), zero.double()])
