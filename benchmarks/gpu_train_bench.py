@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from step_costs import TINY  # the tiny network sizes, beside this script
 
 from handpose_lib import machine
 from handpose_lib.datasets import writers
@@ -44,19 +45,6 @@ from handpose_lib.profiles import get_profile
 from handpose_lib.training.config import RunConfig
 from handpose_lib.training.data import build_dataset
 from handpose_lib.training.engine import train
-
-TINY = {
-    "model.input_size": 32,
-    "model.heatmap_size": 16,
-    "model.channels": 8,
-    "model.hourglass_depth": 2,
-    "model.se_reduction": 4,
-    "model.reg_channels": 8,
-    "model.reg_blocks": 2,
-    "model.reg_hidden": 16,
-    "crop.input_size": 32,
-    "crop.heatmap_size": 16,
-}
 
 
 def write_split(dataset: str, root: Path, frames: int, workers: int) -> Path:
