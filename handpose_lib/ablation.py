@@ -36,11 +36,13 @@ from handpose_lib.ablation_verdict import (
     OrderingVerdict,
     PairComparison,
     check_variant,
-    compare_pair,
+    compare_pairs,
+    holm,
     ordering_verdict,
     pool_seeds,
     success_auc,
     summary_table,
+    write_self_comparison,
 )
 from handpose_lib.datasets.frame import FrameSource
 from handpose_lib.evaluate import MethodResult
@@ -81,7 +83,8 @@ __all__ = [
     "AblationRun",
     "OrderingVerdict",
     "PairComparison",
-    "compare_pair",
+    "compare_pairs",
+    "holm",
     "load_all_shipped",
     "load_shipped",
     "materialize_shipped",
@@ -104,6 +107,7 @@ __all__ = [
     "validation_histories",
     "validation_labels",
     "variant_config",
+    "write_self_comparison",
 ]
 
 

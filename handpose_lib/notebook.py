@@ -28,7 +28,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from handpose_lib import ablation, evaluate, floors, metrics, paths, plots, uvd_format
+from handpose_lib import (
+    ablation,
+    evaluate,
+    floors,
+    machine,
+    metrics,
+    paths,
+    plots,
+    reproduce,
+    uvd_format,
+)
 from handpose_lib.camera import camera_for
 from handpose_lib.center_files import CenterFile
 from handpose_lib.evaluate import MethodResult
@@ -196,12 +206,15 @@ class Session:
         """centre label -> (result, `metrics.error_parts`) of a trained pose run on its
         validation frames cropped at each centre. Predictions are written in the community
         format to run_dir/../predictions/[<centre folder>/]<name>.txt and scored from there by
-        `evaluate.evaluate_file`, the code path of Table 1."""
+        `evaluate.evaluate_file`, the code path of Table 1. The crops at each centre are cached
+        once in RUN_DIR/eval_cache for every run evaluated with the same crop settings."""
         camera = camera_for(self.layout)
         out = {}
         for label, spec in self.centre_specs(config).items():
             path = self.run_dir / "predictions" / CENTRE_FOLDERS[label] / f"{name}.txt"
-            evaluate_run(run_dir, which, source=spec, out_path=path)
+            evaluate_run(
+                run_dir, which, source=spec, out_path=path, cache_dir=self.run_dir / "eval_cache"
+            )
             self.wrote(path)
             result = evaluate.evaluate_file(path, self.layout, gt_uvd, name=f"{name}, {label}")
             pred = uvd_format.read_uvd(path, gt_uvd.shape[1], expected_frames=len(gt_uvd))
@@ -253,6 +266,23 @@ class Session:
         if val is not None:
             print(f"validation: {self.val_name(config)}, crops at {val.centers}")
         print(f"run folder: {self.run_dir} | figures: {self.figures_dir}")
+
+    def time_note(self, notebook: str) -> str:
+        """One line on what `notebook` ("03_pose_training.ipynb") cost in the runner's last
+        run at this profile (figures/notebook_times.md), scaled to 100 GFLOP/s."""
+        row = reproduce.measured_notebook_time(notebook, self.profile.name, self.dataset)
+        if row is None:
+            return (
+                f"time: no run of {notebook} at the {self.profile.name} profile has been timed "
+                "yet (the runner writes figures/notebook_times.md)"
+            )
+        scaled = row[f"seconds at {machine.REFERENCE_GFLOPS:.0f} GFLOP/s"]
+        return (
+            f"time: {row['seconds']:.0f} s in the runner's last {self.profile.name} run "
+            f"(float32 matmul {row['matmul GFLOP/s']:.0f} GFLOP/s), about "
+            f"{scaled / 60:.1f} min at {machine.REFERENCE_GFLOPS:.0f} GFLOP/s "
+            "(figures/notebook_times.md)"
+        )
 
     def save(self, fig: Figure, name: str, *, show: bool = True) -> None:
         """Write `fig` as <name>.png and <name>.pdf in the figures folder (listed by

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import pandas as pd
 import pooch
 import torch
 
@@ -65,6 +66,7 @@ from handpose_lib.progress_line import TrainingProgress as TrainingProgress
 from handpose_lib.progress_line import format_duration as format_duration
 from handpose_lib.progress_line import format_progress as format_progress
 from handpose_lib.progress_line import latest_training_progress as latest_training_progress
+from handpose_lib.tables import write_table
 from handpose_lib.training.data import centers_option
 from handpose_lib.uvd_format import FormatError
 
@@ -122,6 +124,64 @@ class RunSummary:
         lines.append("headline numbers:")
         lines += [f"  {key}: {value}" for key, value in self.headlines.items()]
         return "\n".join(lines)
+
+
+NOTEBOOK_TIMES = "notebook_times"  # <figures>/notebook_times.{csv,md}: the runner's own timings
+
+
+def notebook_times_table(summary: RunSummary, profile: str, dataset: str) -> pd.DataFrame:
+    """One row per notebook of a run: wall seconds here and scaled to the reference rate."""
+    rate = summary.matmul_gflops
+    rows = [
+        {
+            "notebook": name,
+            "profile": profile,
+            "dataset": dataset,
+            "seconds": round(secs, 1),
+            "matmul GFLOP/s": round(rate) if rate else None,
+            f"seconds at {machine.REFERENCE_GFLOPS:.0f} GFLOP/s": (
+                round(machine.at_reference_rate(secs, rate), 1) if rate else None
+            ),
+        }
+        for name, secs in summary.notebook_seconds.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def write_notebook_times(
+    summary: RunSummary, profile: str, dataset: str, fig_dir: Path
+) -> list[Path]:
+    """Merge this run's timings into <fig_dir>/notebook_times.csv (rows of other profiles and
+    datasets kept, this run's replace its own notebooks') and write the markdown beside it: the
+    one table of notebook times that the notebooks and the README quote."""
+    csv_path = fig_dir / f"{NOTEBOOK_TIMES}.csv"
+    new = notebook_times_table(summary, profile, dataset)
+    if csv_path.is_file():
+        old = pd.read_csv(csv_path)
+        keys = set(zip(new["notebook"], new["profile"], new["dataset"], strict=True))
+        kept = [
+            k not in keys for k in zip(old["notebook"], old["profile"], old["dataset"], strict=True)
+        ]
+        new = pd.concat([old[kept], new], ignore_index=True)
+    new = new.sort_values(["profile", "dataset", "notebook"], ignore_index=True)
+    return write_table(new, fig_dir, NOTEBOOK_TIMES)
+
+
+def measured_notebook_time(
+    notebook: str, profile: str, dataset: str = DEFAULT_DATASET, fig_dir: Path | None = None
+) -> pd.Series | None:
+    """The row of `notebook` (e.g. "03_pose_training.ipynb") in the runner's timing table, or
+    None when no run of that profile and dataset wrote one."""
+    path = (fig_dir or REPO_ROOT / "figures") / f"{NOTEBOOK_TIMES}.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    rows = table[
+        (table["notebook"] == notebook)
+        & (table["profile"] == profile)
+        & (table["dataset"] == dataset)
+    ]
+    return None if rows.empty else rows.iloc[0]
 
 
 def numbered_notebooks(notebook_dir: Path = REPO_ROOT / "notebooks") -> list[Path]:
@@ -431,6 +491,8 @@ def reproduce(
             seconds = time.time() - t0
             summary.notebook_seconds[notebook.name] = seconds
             print(f"{header} done in {seconds:.1f} s", file=stream, flush=True)
+    if notebooks and all(p.parent == REPO_ROOT / "notebooks" for p in notebooks):
+        write_notebook_times(summary, profile, dataset, fig_dir)
     summary.written = sorted(
         p for p in fig_dir.iterdir() if p.is_file() and p.stat().st_mtime >= started - 1
     )

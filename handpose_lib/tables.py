@@ -353,6 +353,14 @@ def murauer_paragraph(reference: pd.DataFrame, board_size: int) -> str:
     return text
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """`table` as a markdown table: empty cells as "—" (tabulate does not count a float NaN as
+    missing); shares in percent with one decimal, everything else (mm) with three."""
+    cells = table.astype(object).where(table.notna(), None)
+    floatfmt = [".1f" if "%" in str(column) else ".3f" for column in table.columns]
+    return cells.to_markdown(index=False, floatfmt=floatfmt, missingval="—") + "\n"
+
+
 def write_table(table: pd.DataFrame, out_dir: str | os.PathLike, stem: str) -> list[Path]:
     """Write `table` as `<stem>.csv` and `<stem>.md` under `out_dir`; returns both paths."""
     out_dir = Path(out_dir)
@@ -360,9 +368,5 @@ def write_table(table: pd.DataFrame, out_dir: str | os.PathLike, stem: str) -> l
     csv_path = out_dir / f"{stem}.csv"
     md_path = out_dir / f"{stem}.md"
     table.to_csv(csv_path, index=False)
-    # Empty cells as "—" (tabulate does not count a float NaN as missing); shares in percent
-    # with one decimal, millimetres with three.
-    cells = table.astype(object).where(table.notna(), None)
-    floatfmt = [".1f" if "%" in str(column) else ".3f" for column in table.columns]
-    md_path.write_text(cells.to_markdown(index=False, floatfmt=floatfmt, missingval="—") + "\n")
+    md_path.write_text(markdown_table(table))
     return [csv_path, md_path]

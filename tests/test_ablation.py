@@ -7,12 +7,14 @@ import itertools
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from handpose_lib import ablation, published, uvd_format
+from handpose_lib import ablation, ablation_verdict, published, uvd_format
 from handpose_lib.ablation import (
     PAPER_ORDER,
-    compare_pair,
+    compare_pairs,
+    holm,
     ordering_verdict,
     pool_seeds,
     seeds_for_profile,
@@ -128,23 +130,81 @@ def test_summary_table_rejects_bad_input():
         summary_table({"plain": [diverged]})
 
 
-def test_compare_pair_statuses():
-    holds = compare_pair("plain", [10.0, 11.0], "attention", [7.0, 8.0])
-    assert (holds.status, holds.difference_mm) == ("holds", pytest.approx(3.0))
-    reversed_ = compare_pair("plain", [7.0, 8.0], "attention", [10.0, 11.0])
-    assert reversed_.status == "does not hold"
-    assert reversed_.difference_mm < 0
-    # 0.5 mm apart on average, but seeds overlap: smaller than the spread.
-    overlap = compare_pair("direct", [8.0, 9.2], "attention", [7.9, 8.3])
-    assert overlap.status == "not resolved"
-    assert "within the seed spread" in overlap.reason
-    # One seed: even a large difference is no finding; the direction is still reported.
-    single = compare_pair("plain", [20.0], "attention", [5.0])
-    assert single.status == "not resolved"
-    assert "one seed" in single.reason
-    assert "as the paper says" in single.reason
-    with pytest.raises(ValueError, match=">= 1 seed"):
-        compare_pair("plain", [], "attention", [5.0])
+def test_holm_adjusts_step_down():
+    # Hand-computed: sorted 0.01, 0.02, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.02), max(0.04, 0.04).
+    np.testing.assert_allclose(holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])  # capped at 1
+
+
+def test_bootstrap_interval_covers_a_known_mean_difference():
+    # Per-frame differences with mean 1.0 and sd 2 over 400 frames: the mean's standard error is
+    # 0.1, so the 95 % interval is about 1.0 +- 0.2.
+    rng = np.random.default_rng(0)
+    diff = rng.normal(0, 2, 400)
+    diff += 1.0 - diff.mean()
+    means = ablation_verdict.bootstrap_means(diff[None], 2000, seed=1)[0]
+    low, high = np.percentile(means, [2.5, 97.5])
+    assert 0.75 < low < 0.85
+    assert 1.15 < high < 1.25
+    assert ablation_verdict.bootstrap_p_value(means) == pytest.approx(2 / 2001)
+    same = ablation_verdict.bootstrap_means(diff[None], 2000, seed=1)
+    np.testing.assert_array_equal(same[0], means)  # the seed fixes the draws
+
+
+def frames_result(frame_means: np.ndarray, joints: int = 16) -> MethodResult:
+    errors = np.repeat(np.asarray(frame_means, float)[:, None], joints, axis=1)
+    return MethodResult(name="r", file="", dataset="icvl", subset="all", errors_mm=errors)
+
+
+def test_pair_needs_frames_and_seeds_to_agree():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(5, 15, 200)
+    # Attention 1.1 mm better on every frame (seed averages), seeds separated: holds.
+    separated = {
+        "direct": [frames_result(base + 1.0 + s) for s in (0.0, 0.1)],
+        "attention": [frames_result(base + s) for s in (-0.1, 0.0)],
+    }
+    (pair,) = compare_pairs(separated, [("direct", "attention")])
+    assert (pair.status, pair.seeds) == ("holds", "paper")
+    assert pair.difference_mm == pytest.approx(1.1)
+    assert pair.low_mm == pytest.approx(1.1)
+    assert pair.high_mm == pytest.approx(1.1)
+    # The same frame means, but the seed ranges overlap: unresolved however clear the frames.
+    overlapping = {
+        "direct": [frames_result(base + d) for d in (0.0, 2.0)],
+        "attention": [frames_result(base + d) for d in (-0.5, 0.5)],
+    }
+    (pair,) = compare_pairs(overlapping, [("direct", "attention")])
+    assert (pair.status, pair.seeds) == ("unresolved", "overlap")
+    assert "seed ranges overlap" in pair.reason
+    # Frames that go both ways (differences +-3 mm around 0.1): the interval spans 0.
+    noisy = {
+        "direct": [frames_result(base + 0.1 + rng.choice([-3.0, 3.0], 200)) for _ in range(2)],
+        "attention": [frames_result(base + d) for d in (-0.01, 0.01)],
+    }
+    (pair,) = compare_pairs(noisy, [("direct", "attention")])
+    assert pair.low_mm < 0 < pair.high_mm
+    assert pair.status == "unresolved"
+    assert "do not separate" in pair.reason
+    # Reversed: attention worse on every frame and every seed.
+    (pair,) = compare_pairs(
+        {"direct": separated["attention"], "attention": separated["direct"]},
+        [("direct", "attention")],
+    )
+    assert pair.status == "reversed"
+    assert pair.difference_mm == pytest.approx(-1.1)
+    with pytest.raises(ValueError, match="differ in number"):
+        compare_pairs(
+            {"direct": [frames_result(base)], "attention": [frames_result(base[:10])]},
+            [("direct", "attention")],
+        )
+
+
+def test_holm_can_leave_a_pair_unresolved_that_alone_would_pass():
+    # Six pairs each at p = 0.02 pass alone; Holm scales the smallest by 6 and stops there.
+    assert (holm([0.02] * 6) > ablation_verdict.FAMILY_LEVEL).all()
+    # The bootstrap's smallest two-sided p with 2000 resamples, 2/2001, survives x6.
+    assert (holm([2 / 2001] * 6) < ablation_verdict.FAMILY_LEVEL).all()
 
 
 def test_ordering_verdict_holds_with_separated_seeds():
@@ -156,27 +216,49 @@ def test_ordering_verdict_holds_with_separated_seeds():
     assert len(verdict.pairs) == 6  # every pair, the three neighbouring ones first
     assert [(p.worse, p.better) for p in verdict.pairs[:3]] == list(itertools.pairwise(PAPER_ORDER))
     assert "HOLDS" in verdict.text
-    assert "2 seeds" in verdict.text
+    assert "6 pairs tested together" in verdict.text
+    assert "2 seed(s)" in verdict.text
     assert verdict.table()["status"].tolist() == ["holds"] * 6
+    assert (verdict.table()["interval low (mm)"] > 0).all()
 
 
-def test_ordering_verdict_one_reversed_pair_does_not_hold():
+def test_self_comparison_files_hold_the_verdict_and_both_tables(tmp_path):
+    by_variant = results(direct=[9.0, 10.0], attention=[7.0, 8.0])
+    verdict = ordering_verdict(by_variant)
+    paths = ablation_verdict.write_self_comparison(
+        summary_table(by_variant), verdict, tmp_path, "self_comparison"
+    )
+    assert [p.name for p in paths] == [
+        "self_comparison.csv",
+        "self_comparison_pairs.csv",
+        "self_comparison.md",
+    ]
+    md = paths[2].read_text()
+    assert md.startswith(f"**Verdict.** {verdict.text}")
+    assert "| direct " in md
+    assert "| holds " in md
+    pairs = pd.read_csv(paths[1])
+    assert pairs["status"].tolist() == ["holds"]
+    assert pairs["interval low (mm)"][0] > 0
+
+
+def test_ordering_verdict_one_reversed_pair_is_reversed():
     verdict = ordering_verdict(
         results(plain=[14.0, 15.0], two_branch=[11.0, 12.0], direct=[6.0, 6.5], attention=[8, 9])
     )
-    assert verdict.status == "does not hold"
+    assert verdict.status == "reversed"
     assert verdict.observed_order == ("plain", "two_branch", "attention", "direct")
     assert "unlike the paper's" in verdict.text
 
 
-def test_ordering_verdict_overlap_or_one_seed_is_not_resolved():
+def test_ordering_verdict_overlap_or_one_seed_is_unresolved():
     overlap = ordering_verdict(results(direct=[9.0, 10.0], attention=[8.5, 9.5]))
-    assert overlap.status == "not resolved"
+    assert overlap.status == "unresolved"
     # One seed, differences in the paper's direction: plausible, never "holds".
     one = ordering_verdict(results(plain=[15.0], two_branch=[12.0], direct=[10.0], attention=[8.0]))
-    assert one.status == "not resolved"
+    assert one.status == "unresolved"
     assert one.observed_order == PAPER_ORDER
-    assert "One seed" in one.text
+    assert all("one seed cannot" in p.reason for p in one.pairs)
     assert "the same as the paper's" in one.text
     assert one.status in ablation.VERDICTS
     with pytest.raises(ValueError, match="at least two variants"):

@@ -6,7 +6,7 @@ import ipywidgets
 import numpy as np
 import pytest
 
-from handpose_lib import notebook
+from handpose_lib import notebook, reproduce
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.floors import Floor
 
@@ -98,3 +98,15 @@ def test_error_table_marks_the_floors():
     assert list(table["crop centre"]) == [notebook.COM, notebook.ORACLE]
     assert table.loc[0, "mean error (mm)"] == 20.0
     assert table.loc[1, "depth error (mm)"] == 8.0
+
+
+def test_time_note_quotes_the_runners_table(clean_env, monkeypatch):
+
+    monkeypatch.setattr(reproduce, "REPO_ROOT", clean_env)
+    nb = notebook.start("smoke", run_dir=str(clean_env / "run"))
+    assert "has been timed yet" in nb.time_note("03_pose_training.ipynb")
+    summary = reproduce.RunSummary({"03_pose_training.ipynb": 60.0}, matmul_gflops=300.0)
+    reproduce.write_notebook_times(summary, "smoke", "synthetic", clean_env / "figures")
+    note = nb.time_note("03_pose_training.ipynb")
+    assert note.startswith("time: 60 s in the runner's last smoke run (float32 matmul 300")
+    assert "about 3.0 min at 100 GFLOP/s" in note

@@ -351,3 +351,24 @@ def test_paper_profile_fills_table1_before_the_self_comparison():
 def test_seeds_are_checked_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="--seeds 0: expected at least one seed"):
         reproduce.reproduce("smoke", output=tmp_path / "x", notebooks=[], seeds=0)
+
+
+def test_notebook_times_table_merges_runs_and_scales_to_the_reference_rate(tmp_path):
+    first = reproduce.RunSummary(
+        notebook_seconds={"01_a.ipynb": 10.0, "02_b.ipynb": 100.0}, matmul_gflops=400.0
+    )
+    reproduce.write_notebook_times(first, "cpu", "synthetic", tmp_path)
+    other = reproduce.RunSummary(notebook_seconds={"01_a.ipynb": 5.0}, matmul_gflops=200.0)
+    reproduce.write_notebook_times(other, "smoke", "synthetic", tmp_path)
+    again = reproduce.RunSummary(notebook_seconds={"02_b.ipynb": 50.0}, matmul_gflops=400.0)
+    reproduce.write_notebook_times(again, "cpu", "synthetic", tmp_path)
+
+    row = reproduce.measured_notebook_time("02_b.ipynb", "cpu", fig_dir=tmp_path)
+    assert row["seconds"] == 50.0  # the later run of the same notebook replaces the earlier
+    assert row["seconds at 100 GFLOP/s"] == 200.0  # 50 s at 400 GFLOP/s
+    kept = reproduce.measured_notebook_time("01_a.ipynb", "cpu", fig_dir=tmp_path)
+    assert kept["seconds at 100 GFLOP/s"] == 40.0
+    smoke = reproduce.measured_notebook_time("01_a.ipynb", "smoke", fig_dir=tmp_path)
+    assert smoke["seconds at 100 GFLOP/s"] == 10.0
+    assert reproduce.measured_notebook_time("03_c.ipynb", "cpu", fig_dir=tmp_path) is None
+    assert "| 02_b.ipynb" in (tmp_path / "notebook_times.md").read_text()

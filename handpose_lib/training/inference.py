@@ -176,13 +176,20 @@ def evaluate_run(
     out_path: str | os.PathLike | None = None,
     device: str = "auto",
     batch_size: int = 32,
+    cache_dir: str | os.PathLike | None = None,
 ) -> MethodResult:
     """Predict the run's validation data (or `source`), optionally write the predictions in
-    the community format, and evaluate them: joints for pose runs, centres for LocNet runs."""
+    the community format, and evaluate them: joints for pose runs, centres for LocNet runs.
+    `cache_dir` replaces a run's own crop cache folder: runs with the same crops (the
+    self-comparison's) share one set of cached crops per centre instead of one per run (a
+    cache is keyed by source, crop settings and centres, so a mismatch rebuilds, never
+    reuses)."""
     model, config = load_model(run_dir, which, device)
     spec = source or config.data.val
     if spec is None:
         raise ValueError(f"{run_dir}: the run has no validation data; pass source=")
+    if cache_dir is not None and config.data.cache_dir is not None:
+        config = config.with_overrides({"data.cache_dir": str(cache_dir)})
     dataset = build_dataset(with_run_cache(config, run_dir), "val", spec)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=config.train.num_workers)
     pred, gt = run_inference(model, loader, next(model.parameters()).device)
