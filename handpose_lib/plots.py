@@ -65,9 +65,14 @@ SUCCESS_LABELS = {
 
 
 def method_styles(n: int) -> list[dict]:
-    """`n` distinct styles; neighbours differ in grey level, hatch, marker and line style."""
-    greys = np.linspace(0.0, 0.8, max(n, 2))
-    colors = [plt.get_cmap("viridis")(g) for g in greys[:n]]
+    """`n` distinct styles: up to 10 methods the hues of the qualitative "tab10" palette
+    (shades of one colormap are hard to tell apart), more: viridis shades. Hatches, markers
+    and line styles differ between neighbours too, so a greyscale print still tells them
+    apart."""
+    if n <= 10:
+        colors = [plt.get_cmap("tab10")(k) for k in range(n)]
+    else:
+        colors = [plt.get_cmap("viridis")(g) for g in np.linspace(0.0, 0.8, n)]
     hatches = list(islice(cycle(_HATCHES), n))
     markers = list(islice(cycle(_MARKERS), n))
     linestyles = list(islice(cycle(_LINESTYLES), n))
@@ -540,11 +545,44 @@ def plot_losses(ax: Axes, history: pd.DataFrame) -> None:
     ax.legend(fontsize=8)
 
 
+def lr_segments(history: pd.DataFrame) -> list[tuple[int, int, float]]:
+    """(first epoch, last epoch, lr) of each run of epochs at one learning rate."""
+    _require_columns(history, ("epoch", "lr"))
+    segments: list[tuple[int, int, float]] = []
+    for epoch, lr in zip(history["epoch"].astype(int), history["lr"].astype(float), strict=True):
+        if segments and np.isclose(segments[-1][2], lr):
+            segments[-1] = (segments[-1][0], epoch, lr)
+        else:
+            segments.append((epoch, epoch, lr))
+    return segments
+
+
+def shade_lr_segments(ax: Axes, segments: Sequence[tuple[float, float, float]]) -> None:
+    """Alternate light bands over each (x0, x1, lr) segment, its lr written at the top."""
+    for k, (x0, x1, lr) in enumerate(segments):
+        ax.axvspan(x0, x1, color="grey", alpha=0.10 if k % 2 else 0.0, lw=0, zorder=0)
+        ax.annotate(
+            f"lr {lr:g}",
+            ((x0 + x1) / 2, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, -3),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="dimgrey",
+        )
+
+
 def plot_validation(
-    ax: Axes, history: pd.DataFrame, ylabel: str = "mean 3D joint error (mm)"
+    ax: Axes,
+    history: pd.DataFrame,
+    ylabel: str = "mean 3D joint error (mm)",
+    floors: Sequence[tuple[str, float]] = (),
 ) -> None:
     """Validation error at the epochs that measured it, joined by a line (epochs without a
-    validation are skipped, not drawn as gaps), and the learning rate on a right axis."""
+    validation are skipped, not drawn as gaps), constant-pose floors (label, mm) as
+    horizontal lines, and the learning rate as shaded bands of the epochs it held."""
     _require_columns(history, ("epoch", "val_mean_error_mm"))
     measured = history.dropna(subset=["val_mean_error_mm"])
     ax.plot(
@@ -558,22 +596,20 @@ def plot_validation(
         ax.annotate(
             f"{value:.1f}", (epoch, value), xytext=(0, 6), textcoords="offset points", ha="center"
         )
+    for (name, mm), style in zip(floors, cycle(FLOOR_STYLES), strict=False):
+        marked = name if name.startswith("floor") else f"floor: {name}"
+        ax.axhline(mm, lw=1.2, label=f"{marked} ({mm:.1f} mm)", **style)
     ax.set(xlabel="epoch", ylabel=ylabel)
     ax.set_xlim(0.5, max(float(history["epoch"].max()), 1.0) + 0.5)
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.margins(y=0.15)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.4)
-    handles, labels = ax.get_legend_handles_labels()
     if "lr" in history:
-        right = ax.twinx()
-        (lr_line,) = right.step(
-            history["epoch"], history["lr"], where="post", color="grey", alpha=0.6, linestyle=":"
-        )
-        right.set(yscale="log", ylabel="learning rate (at the epoch's start)")
-        handles, labels = [*handles, lr_line], [*labels, "learning rate"]
-    # Below the axes: inside, it would cover the points or the learning-rate steps.
-    ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+        # Epoch e is drawn at x = e; it trained over [e - 0.5, e + 0.5].
+        shade_lr_segments(ax, [(a - 0.5, b + 0.5, lr) for a, b, lr in lr_segments(history)])
+    # Below the axes: inside, it would cover the points or the floors.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
 
 
 def training_curves_figure(
@@ -581,13 +617,14 @@ def training_curves_figure(
     title: str = "",
     val_ylabel: str = "mean 3D joint error (mm)",
     val_name: str = "validation frames",
+    floors: Sequence[tuple[str, float]] = (),
 ) -> Figure:
     """Two panels of a run's `metrics.csv`: the loss terms, and the validation error with
-    the learning rate."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
+    the learning rate's epochs shaded and the constant-pose `floors` (label, mm)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.3), layout="constrained")
     plot_losses(axes[0], history)
     axes[0].set_title("training loss" + (" terms of Eq. 1" if "train_reg" in history else ""))
-    plot_validation(axes[1], history, val_ylabel)
+    plot_validation(axes[1], history, val_ylabel, floors)
     axes[1].set_title(f"validation error ({val_name})")
     if title:
         fig.suptitle(title, fontsize=11)
@@ -601,12 +638,18 @@ def validation_by_step_figure(
     floors: Sequence[tuple[str, float]] = (),
 ) -> Figure:
     """Validation error against optimizer step for each method (a variant's runs' metrics.csv,
-    one per seed): the mean over seeds as a line, the seeds' min-max range shaded, and
-    constant-pose floors (label, mm) as horizontal references. With steps_per_epoch None
-    (a whole dataset per epoch) the x axis is the epoch.
+    one per seed): the mean over seeds as a bold line, each seed as a thin line of the same
+    colour (bands of several methods would merge into one mass), constant-pose floors
+    (label, mm) as horizontal references, and the learning rate's steps as shaded bands.
+    With steps_per_epoch None (a whole dataset per epoch) the x axis is the epoch.
 
     A method's seeds must have validated at the same epochs (same profile)."""
     fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    first = next(iter(histories.values()), [])
+    if first and "lr" in first[0]:
+        per = steps_per_epoch or 1
+        # Epoch e covers steps ((e - 1) per, e per]; its validation is drawn at e per.
+        shade_lr_segments(ax, [((a - 1) * per, b * per, lr) for a, b, lr in lr_segments(first[0])])
     styles = method_styles(len(histories))
     for (label, runs), style in zip(histories.items(), styles, strict=True):
         measured = []
@@ -620,9 +663,10 @@ def validation_by_step_figure(
         steps = epochs.to_numpy() * (steps_per_epoch or 1)
         seeds = f" ({len(runs)} seeds)" if len(runs) > 1 else ""
         line = {k: style[k] for k in ("color", "marker", "linestyle")}
-        ax.plot(steps, values.mean(0), ms=4, label=label + seeds, **line)
+        ax.plot(steps, values.mean(0), ms=4, lw=2.0, label=label + seeds, **line)
         if len(runs) > 1:
-            ax.fill_between(steps, values.min(0), values.max(0), color=style["color"], alpha=0.2)
+            for seed_values in values:
+                ax.plot(steps, seed_values, color=style["color"], lw=0.7, alpha=0.45)
     for (name, mm), style in zip(floors, cycle(FLOOR_STYLES), strict=False):
         marked = name if name.startswith("floor") else f"floor: {name}"
         ax.axhline(mm, lw=1.2, label=f"{marked} ({mm:.1f} mm)", **style)

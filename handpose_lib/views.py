@@ -31,12 +31,14 @@ from handpose_lib.preprocess import (
     hand_center,
     joints_center,
     make_crop,
+    projected_box,
     sample_targets,
 )
 from handpose_lib.viz import (
     crop_colorbar,
     draw_skeleton,
     hand_depth_limits,
+    heatmap_contours,
     heatmap_overlay,
     hide_inner_labels,
     layout_of,
@@ -57,16 +59,21 @@ def crop_figure_panels(
     axes, sample: dict[str, np.ndarray], dataset: str, joint: int | None = None
 ) -> None:
     """Three panels of one training sample: normalized crop with joints, the target heatmaps
-    over the crop (all joints, or `joint`), and the normalized joint depths."""
+    over the crop (each joint's region above half its peak in its finger's colour, or the
+    heatmap of `joint`), and the normalized joint depths."""
     cube_mm = float(sample["cube_mm"])
     show_crop(axes[0], sample["image"][0], cube_mm, title="network input (normalized)")
     draw_skeleton(axes[0], sample["uvd_crop"], dataset, highlight=joint)
     show_crop(axes[1], sample["image"][0], cube_mm, colorbar=False)
-    heat = heatmap_overlay(axes[1], sample["heatmaps"], joint)
     hh = sample["heatmaps"].shape[-1]
-    which = "max over joints" if joint is None else JOINT_NAMES[layout_of(dataset)][joint]
-    axes[1].set_title(f"target heatmaps {hh}x{hh} ({which})")
-    axes[1].figure.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.02, label="heatmap value")
+    if joint is None:
+        heatmap_contours(axes[1], sample["heatmaps"], dataset)
+        axes[1].set_title(f"target heatmaps {hh}x{hh}: each joint above half its peak")
+    else:
+        heat = heatmap_overlay(axes[1], sample["heatmaps"], joint)
+        name = JOINT_NAMES[layout_of(dataset)][joint]
+        axes[1].set_title(f"target heatmap {hh}x{hh} ({name})")
+        axes[1].figure.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.02, label="heatmap value")
     show_joint_depths(axes[2], sample["depth"], cube_mm, dataset)
 
 
@@ -128,7 +135,8 @@ def draw_view(
 
 def augmentation_figure(samples: Mapping[str, dict], dataset: str) -> Figure:
     """One crop panel per labelled sample (label -> `preprocess.sample_targets` output), its
-    joints drawn, side by side on shared axes with one colorbar for all."""
+    joints drawn, side by side on shared axes with one colorbar for all (its mm scale is the
+    first panel's cube; the label names the panels whose cube differs)."""
     fig, axes = plt.subplots(
         1, len(samples), figsize=(3.6 * len(samples) + 1.5, 4.0), squeeze=False, sharey=True
     )
@@ -139,8 +147,14 @@ def augmentation_figure(samples: Mapping[str, dict], dataset: str) -> Figure:
         draw_skeleton(ax, sample["uvd_crop"], dataset)
         hide_inner_labels(ax, y=k > 0)
     fig.subplots_adjust(wspace=0.08)
-    first = next(iter(samples.values()))
-    crop_colorbar(handles[-1], axes[0], float(first["cube_mm"]), pad=0.06)
+    cube_mm = float(next(iter(samples.values()))["cube_mm"])
+    others = {
+        label: float(s["cube_mm"])
+        for label, s in samples.items()
+        if not np.isclose(float(s["cube_mm"]), cube_mm)
+    }
+    note = "".join(f";\nx{c / cube_mm:.2g} in '{label}'" for label, c in others.items())
+    crop_colorbar(handles[-1], axes[0], cube_mm, pad=0.06, mm_note=note)
     return fig
 
 
@@ -163,13 +177,17 @@ def centre_crops_row(
         axes[0],
         frame.depth_mm,
         limits=hand_depth_limits(frame.uvd),
-        title=f"{frame.name}: centres and cubes",
+        title=f"{frame.name}\ncentres and their cubes",
         colorbar=False,
     )
+    axes[0].title.set_fontsize(10)
     draw_skeleton(axes[0], frame.uvd, dataset)
     centres = {label: centre for label, (centre, _, _) in crops.items()}
     mark_centers(axes[0], centres, frame.camera, cube_mm, legend=False)
-    zoom_to(axes[0], frame.uvd, margin_px=40, shape=frame.depth_mm.shape)
+    # Zoom to the joints and every cube, so no cube is cut by the panel's edge.
+    boxes = [projected_box(c, frame.camera, cube_mm) for c in centres.values()]
+    corners = np.concatenate([frame.uvd[:, :2], np.reshape(boxes, (-1, 2))])
+    zoom_to(axes[0], corners, margin_px=6, shape=frame.depth_mm.shape)
     handles = []
     for k, (ax, (label, (_, sample, error_mm))) in enumerate(
         zip(axes[1:], crops.items(), strict=True)

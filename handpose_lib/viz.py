@@ -66,8 +66,10 @@ def draw_skeleton(
 ) -> None:
     """Bones and joints of (J, 2+) points `uv` in the axes' coordinates, coloured by finger.
 
-    `highlight` circles one joint; `labels` writes every joint's name beside it. Over an
-    image the axes keep their limits: joints outside a crop are not shown.
+    `highlight` circles one joint; `labels` writes every joint's name in two columns at the
+    sides of the axes, each joined to its joint by a thin line (`label_joints_aside`: set the
+    axes' limits first). Over an image the axes keep their limits: joints outside a crop are
+    not shown.
     """
     limits = (ax.get_xlim(), ax.get_ylim()) if ax.images else None
     layout = layout_of(dataset)
@@ -96,21 +98,54 @@ def draw_skeleton(
             zorder=4,
         )
     if labels:
-        for (u, v), name in zip(uv[:, :2], names, strict=True):
-            ax.annotate(
-                name,
-                (u, v),
-                xytext=(4, 2),
-                textcoords="offset points",
-                fontsize=7,
-                color="white",
-                path_effects=[patheffects.withStroke(linewidth=2, foreground="black")],
-                zorder=5,
-                annotation_clip=True,
-            )
+        label_joints_aside(ax, uv, names)
     if limits is not None:
         ax.set_xlim(limits[0])
         ax.set_ylim(limits[1])
+
+
+def label_positions(
+    uv: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float], inset: float = 0.03
+) -> np.ndarray:
+    """(J, 2) label anchors for (J, 2+) joints: joints left of the joints' median u get a
+    label in a column at the left edge of the limits, the others at the right edge; each column
+    spreads its labels evenly over the height, in the order of the joints' v (label y grows
+    with joint v, whichever way the axis points), so the leader lines of a column do not
+    cross and no two labels share a row."""
+    uv = np.asarray(uv, dtype=np.float64)[:, :2]
+    x0, x1 = xlim
+    low, high = min(ylim), max(ylim)
+    left = uv[:, 0] <= np.median(uv[:, 0])
+    out = np.empty((len(uv), 2))
+    for side, x in ((left, x0 + inset * (x1 - x0)), (~left, x1 - inset * (x1 - x0))):
+        members = np.flatnonzero(side)
+        members = members[np.argsort(uv[members, 1], kind="stable")]
+        rows = np.linspace(0.08, 0.92, len(members)) if len(members) > 1 else np.array([0.5])
+        out[members, 0] = x
+        out[members, 1] = low + rows * (high - low)
+    return out
+
+
+def label_joints_aside(ax: Axes, uv: np.ndarray, names: list[str] | tuple[str, ...]) -> None:
+    """Each joint's name in a column at the left or right edge of the axes (their current
+    limits), joined to the joint by a thin line: readable where joints crowd together."""
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    anchors = label_positions(uv, xlim, ylim)
+    middle = (xlim[0] + xlim[1]) / 2
+    for (u, v), (x, y), name in zip(np.asarray(uv)[:, :2], anchors, names, strict=True):
+        ax.annotate(
+            name,
+            (u, v),
+            xytext=(x, y),
+            textcoords="data",
+            ha="left" if x < middle else "right",
+            va="center",
+            fontsize=7,
+            color=joint_color(name),
+            path_effects=[patheffects.withStroke(linewidth=2.5, foreground="black")],
+            arrowprops={"arrowstyle": "-", "color": "white", "linewidth": 0.6, "alpha": 0.8},
+            zorder=5,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +187,21 @@ def show_depth(
     image = ax.imshow(np.ma.masked_less_equal(depth_mm, 0), cmap=DEPTH_CMAP, vmin=low, vmax=high)
     ax.set(xlabel="u (px)", ylabel="v (px)", title=title)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02, label="depth (mm)")
+        bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02, label="depth (mm)")
+        # The colour of pixels without a reading, as a swatch under the bar.
+        bar.ax.text(
+            0.5,
+            -0.03,
+            "■",
+            color=MISSING_COLOR,
+            fontsize=14,
+            ha="center",
+            va="top",
+            transform=bar.ax.transAxes,
+        )
+        bar.ax.text(
+            0.5, -0.10, "no\nreading", fontsize=7, ha="center", va="top", transform=bar.ax.transAxes
+        )
     return image
 
 
@@ -191,9 +240,10 @@ def hide_inner_labels(ax: Axes, *, x: bool = False, y: bool = False) -> None:
         ax.set_ylabel("")
 
 
-def crop_colorbar(handle: AxesImage, ax, cube_mm: float, pad: float = 0.28):
+def crop_colorbar(handle: AxesImage, ax, cube_mm: float, pad: float = 0.28, mm_note: str = ""):
     """Colorbar of normalized crops beside `ax` (one Axes or several): normalized value on
-    the left, millimetres from the cube centre on the right.
+    the left, millimetres from the cube centre of a `cube_mm` cube on the right (`mm_note`
+    is appended to that axis' label, e.g. for a panel with another cube).
 
     `pad` (a fraction of the width of `ax`) leaves room between the panel and the bar for
     the bar's left tick labels and its label; a smaller one hides the label under the panel.
@@ -206,7 +256,7 @@ def crop_colorbar(handle: AxesImage, ax, cube_mm: float, pad: float = 0.28):
     bar.set_label("normalized depth", fontsize=8)
     half = cube_mm / 2
     mm = bar.ax.secondary_yaxis("right", functions=(lambda x: x * half, lambda y: y / half))
-    mm.set_ylabel(f"mm from cube centre ({cube_mm:.0f} mm cube)", fontsize=8)
+    mm.set_ylabel(f"mm from cube centre ({cube_mm:.0f} mm cube{mm_note})", fontsize=8)
     return bar
 
 
@@ -234,6 +284,38 @@ def heatmap_overlay(
     return ax.imshow(
         heat, cmap=ListedColormap(colors), vmin=0.0, vmax=1.0, extent=CROP_EXTENT, zorder=2
     )
+
+
+def heatmap_contours(
+    ax: Axes, heatmaps: np.ndarray, dataset: str, level: float = 0.5, alpha: float = 0.45
+) -> None:
+    """Each joint's (J, Hh, Hh) heatmap as a filled region above `level` x its peak, in the
+    joint's finger colour, with its outline: neighbouring joints stay apart where a maximum
+    over joints would merge them into one blob."""
+    names = JOINT_NAMES[layout_of(dataset)]
+    heatmaps = np.asarray(heatmaps, dtype=np.float64)
+    if heatmaps.ndim != 3 or len(heatmaps) != len(names):
+        raise ValueError(f"heatmaps must have shape ({len(names)}, H, W), got {heatmaps.shape}")
+    size = heatmaps.shape[-1]
+    # Pixel centres of the heatmap in normalized crop coordinates (the imshow extent's).
+    centres = -1.0 + (np.arange(size) + 0.5) * 2.0 / size
+    for heat, name in zip(heatmaps, names, strict=True):
+        peak = heat.max()
+        if peak <= 0:
+            continue
+        color = joint_color(name)
+        ax.contourf(
+            centres,
+            centres,
+            heat,
+            levels=[level * peak, np.inf],
+            colors=[color],
+            alpha=alpha,
+            zorder=2,
+        )
+        ax.contour(
+            centres, centres, heat, levels=[level * peak], colors=[color], linewidths=0.8, zorder=3
+        )
 
 
 def normalized_heatmaps(heatmaps: np.ndarray) -> np.ndarray:

@@ -131,7 +131,30 @@ def test_validation_points_are_joined_across_epochs_without_validation():
     assert line.get_linestyle() == "-"  # a line, not isolated points
     assert val_ax.get_ylabel() == "mean 3D joint error (mm)"
     assert "rendered poses" in val_ax.get_title()
-    assert fig.axes[2].get_ylabel().startswith("learning rate")  # the twin axis
+    assert len(fig.axes) == 2  # the learning rate is shaded in, not a twin axis
+    # Two learning rates: epochs 1-5 at 1e-3, epoch 6 at 1e-4, named at the top.
+    assert [t.get_text() for t in val_ax.texts if t.get_text().startswith("lr")] == [
+        "lr 0.001",
+        "lr 0.0001",
+    ]
+
+
+def test_lr_segments_group_consecutive_epochs():
+    assert plots.lr_segments(history()) == [(1, 5, 1e-3), (6, 6, 1e-4)]
+    warm = pd.DataFrame({"epoch": [1, 2, 3, 4], "lr": [0.1, 0.01, 0.01, 0.1]})
+    assert plots.lr_segments(warm) == [(1, 1, 0.1), (2, 3, 0.01), (4, 4, 0.1)]
+
+
+def test_training_curves_draw_the_floors():
+    floors = [("floor: test mean pose (oracle)", 18.25), ("training mean pose", 26.0)]
+    fig = plots.training_curves_figure(history(), floors=floors)
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "floor: test mean pose (oracle) (18.2 mm)" in labels
+    assert "floor: training mean pose (26.0 mm)" in labels
+    levels = sorted(
+        ln.get_ydata()[0] for ln in fig.axes[1].lines if ln.get_label().startswith("floor")
+    )
+    assert levels == [18.25, 26.0]
 
 
 def test_loss_panel_shows_each_stack_and_the_depth_term():
@@ -153,7 +176,7 @@ def test_locnet_history_has_one_loss_and_a_named_validation_axis():
     assert fig.axes[1].get_ylabel() == "validation centre error (mm)"
 
 
-def test_validation_by_step_draws_seed_means_bands_and_floors():
+def test_validation_by_step_draws_seed_means_seed_lines_floors_and_the_lr():
     seeds = [history(val_every=2), history(val_every=2)]
     seeds[1]["val_mean_error_mm"] += 2.0
     fig = plots.validation_by_step_figure(
@@ -163,13 +186,16 @@ def test_validation_by_step_draws_seed_means_bands_and_floors():
         floors=[("test mean pose", 18.3)],
     )
     ax = fig.axes[0]
-    direct, attention, floor = ax.get_lines()
+    direct, seed0, seed1, attention, floor = ax.get_lines()
     np.testing.assert_array_equal(direct.get_xdata(), [256, 512, 768])
     np.testing.assert_allclose(direct.get_ydata(), [29.6, 25.6, 21.6])  # mean of the 2 seeds
+    np.testing.assert_allclose(seed1.get_ydata() - seed0.get_ydata(), 2.0)  # each seed drawn
+    assert seed0.get_color() == direct.get_color()
     assert direct.get_label() == "direct (2 seeds)"
     assert attention.get_label() == "attention"
-    assert len(ax.collections) == 1  # one band: attention has a single seed
     assert floor.get_label() == "floor: test mean pose (18.3 mm)"
+    # The lr drop after epoch 5 (step 640) is marked: two bands named at the top.
+    assert [t.get_text() for t in ax.texts] == ["lr 0.001", "lr 0.0001"]
     by_epoch = plots.validation_by_step_figure({"direct": seeds}, steps_per_epoch=None)
     assert by_epoch.axes[0].get_xlabel() == "epoch"
     np.testing.assert_array_equal(by_epoch.axes[0].get_lines()[0].get_xdata(), [2, 4, 6])

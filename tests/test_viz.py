@@ -372,3 +372,31 @@ def test_spread_channels_picks_the_most_varying_masks():
     masks[:, 2, 0, 0] = 1.0
     masks[:, 1, 0, 0] = 0.5
     assert list(views.spread_channels(masks, count=2)) == [2, 1]
+
+
+def test_joint_labels_sit_in_two_columns_without_sharing_a_row(frame):
+    uv = frame.uvd
+    xlim, ylim = (0.0, 100.0), (120.0, 20.0)  # an image's axes: v grows downward
+    anchors = viz.label_positions(uv, xlim, ylim)
+    left = uv[:, 0] <= np.median(uv[:, 0])
+    assert np.allclose(anchors[left, 0], 3.0)
+    assert np.allclose(anchors[~left, 0], 97.0)
+    for side in (left, ~left):
+        rows = anchors[side, 1]
+        assert len(np.unique(rows.round(6))) == side.sum()  # one row per label
+        assert np.all((rows > 20) & (rows < 120))
+        # In the joints' order of v, so the leader lines of a column do not cross.
+        order = np.argsort(uv[side, 1])
+        assert np.all(np.diff(rows[order]) > 0)
+
+
+def test_labelled_skeleton_names_every_joint_and_shows_the_missing_colour(frame):
+    fig, ax = plt.subplots()
+    viz.show_depth(ax, frame.depth_mm)
+    viz.zoom_to(ax, frame.uvd)
+    viz.draw_skeleton(ax, frame.uvd, "icvl", labels=True)
+    names = {t.get_text() for t in ax.texts}
+    assert names == set(JOINT_NAMES["icvl"])
+    bar_texts = [t.get_text() for t in fig.axes[1].texts]
+    assert "no\nreading" in bar_texts
+    plt.close(fig)
