@@ -86,16 +86,19 @@ __all__ = [
     "compare_pairs",
     "holm",
     "load_all_shipped",
+    "load_all_shipped_predictions",
     "load_shipped",
     "materialize_shipped",
     "ordering_verdict",
     "per_seed_table",
     "pool_seeds",
+    "pooled",
     "predictions_name",
     "reusable_run",
     "reuse_problem",
     "run_name",
     "seeds_for_profile",
+    "self_comparisons",
     "shipped_base",
     "shipped_problem",
     "shipped_seeds",
@@ -557,6 +560,81 @@ def load_all_shipped(
             runs.append(run)
             report(_run_line(run, time.perf_counter() - started))
     return runs
+
+
+SHIPPED_CENTRES = f"{SHIPPED_SET}/centers/val_locnet.txt"  # where the shipped predictions crop
+
+
+def load_all_shipped_predictions(
+    base: RunConfig,
+    variants: Sequence[str],
+    run_dir: str | os.PathLike,
+    labels: np.ndarray,
+    entries: pretrained.Registry | None = None,
+) -> list[AblationRun]:
+    """Every shipped run of `variants` with the predictions committed beside its weights
+    (`pretrained/long/predictions/`, cropped at the shipped LocNet centres
+    `SHIPPED_CENTRES`), scored against `labels` (N, J, 3): the self-comparison without running
+    a network (seconds). The runs are materialized under run_dir/shipped/ for their
+    histories; `load_all_shipped` evaluates them afresh at this run's own centres instead."""
+    spec = base.data.val
+    if spec is None:
+        raise ValueError("the base config has no validation data (data.val is None)")
+    runs = []
+    for variant in variants:
+        for seed in shipped_seeds(variant, entries):
+            name = run_name(variant, seed)
+            path = pretrained.fetch(f"{SHIPPED_SET}/predictions/{name}.txt", entries=entries)
+            result = evaluate.evaluate_file(
+                path, spec.dataset, labels, name=f"{VARIANT_LABELS[variant]}, seed {seed}"
+            )
+            run_folder = materialize_shipped(variant, seed, run_dir, entries)
+            origin = f"shipped (pretrained/{SHIPPED_SET}), committed predictions"
+            runs.append(AblationRun(variant, seed, run_folder, path, result, origin))
+    return runs
+
+
+def self_comparisons(
+    base: RunConfig,
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    run_dir: str | os.PathLike,
+    labels: np.ndarray,
+    which: str = "last",
+    retrain: bool = False,
+    jobs: int = 1,
+    fresh: bool = True,
+    report: Callable[[str], None] = print,
+) -> dict[str, tuple[list[AblationRun], RunConfig]]:
+    """Notebook 04's comparisons, label -> (runs, the config that fixes their budget and
+    data), the one Fig. 3 shows first: the shipped long-budget runs when they fit `base`
+    (evaluated afresh at `base`'s validation frames when `fresh`, else their committed
+    predictions at the shipped LocNet centres), and the runs trained here when `retrain` or
+    when the shipped ones do not fit."""
+    comparisons: dict[str, tuple[list[AblationRun], RunConfig]] = {}
+    problem = shipped_problem(base, variants, which)
+    if problem is None:
+        shipped = shipped_base()
+        if fresh:
+            runs = load_all_shipped(base, variants, run_dir, labels, report=report)
+            label = f"{shipped.profile} budget, shipped weights"
+        else:
+            runs = load_all_shipped_predictions(base, variants, run_dir, labels)
+            label = f"{shipped.profile} budget, shipped weights, committed predictions"
+        comparisons[label] = (runs, shipped)
+    else:
+        report(f"The shipped long-budget runs are not used: {problem}.")
+    if retrain or problem is not None:
+        runs = train_all(base, variants, seeds, run_dir, labels, which, report, jobs)
+        comparisons[f"{base.profile or 'this'} budget, trained here"] = (runs, base)
+    report(f"comparisons: {list(comparisons)}; Fig. 3 shows {next(iter(comparisons))!r}")
+    return comparisons
+
+
+def pooled(results: Sequence[MethodResult], variant: str) -> MethodResult:
+    """A variant's seeds pooled over the same frames (`pool_seeds`), named for legends."""
+    seeds = f" ({len(results)} seeds)" if len(results) > 1 else ""
+    return pool_seeds(results, VARIANT_LABELS[variant] + seeds)
 
 
 def _run_line(run: AblationRun, seconds: float) -> str:

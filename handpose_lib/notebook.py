@@ -17,15 +17,20 @@ listens to can stall on creating widgets (seen with papermill), and nothing coul
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable, Mapping
+import textwrap
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
 from handpose_lib import (
@@ -46,6 +51,7 @@ from handpose_lib.preprocess import CropConfig
 from handpose_lib.profiles import DATA_CHOICES, Profile, resolve_profile
 from handpose_lib.training.config import RunConfig, SourceSpec
 from handpose_lib.training.data import centers_option, community_center_file, registry_split
+from handpose_lib.training.engine import train
 from handpose_lib.training.inference import evaluate_run
 
 # The crop centres every pose result is evaluated at -> prediction subfolder: three always, a
@@ -104,6 +110,27 @@ def _validation_spec(config: RunConfig) -> SourceSpec:
     if config.data.val is None:
         raise ValueError(f"the {config.name} run config has no validation data (data.val)")
     return config.data.val
+
+
+@dataclass(frozen=True)
+class PoseModel:
+    """The attention model a notebook looks at: trained here or the shipped one.
+
+    run_dir: its run folder; config: the config its budget and data are read from (the
+    shipped run's training frames when shipped); history: its metrics.csv; name: "attention"
+    or "attention (shipped)"; predictions: the stem of its prediction files; suffix: "" or
+    "_shipped" for figure names; budget: `Session.budget` of it; origin: one sentence on which
+    model this is and why its numbers differ from the default run's figures/.
+    """
+
+    run_dir: Path
+    config: RunConfig
+    history: pd.DataFrame
+    name: str
+    predictions: str
+    suffix: str
+    budget: str
+    origin: str
 
 
 @dataclass
@@ -202,20 +229,30 @@ class Session:
         gt_uvd: np.ndarray,
         name: str,
         which: str = "last",
+        existing: tuple[SourceSpec, Path] | None = None,
     ) -> dict[str, tuple[MethodResult, dict[str, float]]]:
         """centre label -> (result, `metrics.error_parts`) of a trained pose run on its
         validation frames cropped at each centre. Predictions are written in the community
         format to run_dir/../predictions/[<centre folder>/]<name>.txt and scored from there by
         `evaluate.evaluate_file`, the code path of Table 1. The crops at each centre are cached
-        once in RUN_DIR/eval_cache for every run evaluated with the same crop settings."""
+        once in RUN_DIR/eval_cache for every run evaluated with the same crop settings.
+        `existing` (spec, prediction file): the run's predictions already made at that spec,
+        scored instead of predicted again."""
         camera = camera_for(self.layout)
         out = {}
         for label, spec in self.centre_specs(config).items():
-            path = self.run_dir / "predictions" / CENTRE_FOLDERS[label] / f"{name}.txt"
-            evaluate_run(
-                run_dir, which, source=spec, out_path=path, cache_dir=self.run_dir / "eval_cache"
-            )
-            self.wrote(path)
+            if existing is not None and existing[0] == spec:
+                path = existing[1]
+            else:
+                path = self.run_dir / "predictions" / CENTRE_FOLDERS[label] / f"{name}.txt"
+                evaluate_run(
+                    run_dir,
+                    which,
+                    source=spec,
+                    out_path=path,
+                    cache_dir=self.run_dir / "eval_cache",
+                )
+                self.wrote(path)
             result = evaluate.evaluate_file(path, self.layout, gt_uvd, name=f"{name}, {label}")
             pred = uvd_format.read_uvd(path, gt_uvd.shape[1], expected_frames=len(gt_uvd))
             out[label] = (result, metrics.error_parts(pred, gt_uvd, camera))
@@ -251,6 +288,67 @@ class Session:
         return (
             f"{profile} profile, {steps}{tc.epochs} epochs of {frames} {data} frames, "
             f"batch {tc.batch_size}"
+        )
+
+    def pose_model(
+        self, config: RunConfig, retrain: bool = False, checkpoint: str = "last"
+    ) -> PoseModel:
+        """The attention model of notebook 03: the shipped long-budget weights (seed 0) when
+        `retrain` is False and they fit `config`'s networks and data, else a run trained here
+        into RUN_DIR/pose_attention (resumed, or reused when complete)."""
+        problem = None if retrain else ablation.shipped_problem(config, ["attention"], checkpoint)
+        if not retrain and problem is None:
+            run_dir = ablation.materialize_shipped("attention", 0, self.run_dir)
+            trained = RunConfig.load(run_dir)
+            shipped = trained.data.train
+            config = config.with_overrides(
+                {"data.train.num_frames": shipped.num_frames, "data.train.seed": shipped.seed}
+            )
+            budget = self.budget(trained)
+            origin = (
+                f"You are looking at the **shipped** attention model ({budget}, seed 0, "
+                "`pretrained/long`), loaded in seconds. The default run (`make reproduce`) "
+                f"trains one here at the {self.profile.name} profile's shorter budget instead, "
+                "so `figures/pose_*` show a less trained model with a larger error. "
+                "`RETRAIN = True` trains that one here."
+            )
+            history = pd.read_csv(run_dir / "metrics.csv")
+            return PoseModel(
+                run_dir,
+                config,
+                history,
+                "attention (shipped)",
+                "long_attention_seed0",
+                "_shipped",
+                budget,
+                origin,
+            )
+        run_dir = self.run_dir / "pose_attention"
+        saved = run_dir / "config.json"
+        if saved.is_file():
+            # Validation centres steer only the per-epoch validation, never the weights: a run
+            # started before notebook 02 wrote its centres resumes with its own.
+            saved_val, val = RunConfig.load(saved).data.val, config.data.val
+            saved_centers = saved_val.centers if saved_val is not None else None
+            if val is not None and saved_centers is not None and saved_centers != val.centers:
+                print(f"{run_dir} validates with centres {saved_centers!r}; kept for resuming")
+                config = config.with_overrides({"data.val.centers": saved_centers})
+        why = "RETRAIN = True" if retrain else f"the shipped weights do not fit: {problem}"
+        started = time.perf_counter()
+        result = train(config, run_dir, resume=True)
+        print(
+            f"{len(result.history)} epochs in {run_dir} "
+            f"({time.perf_counter() - started:.0f} s in this session); "
+            f"best epoch {result.best_epoch}: {result.best_metric:.2f} mm"
+        )
+        budget = self.budget(config)
+        origin = (
+            f"You are looking at an attention model **trained here** ({why}): {budget}, seed "
+            f"{config.train.seed}. At the default `cpu` profile this is the model of "
+            "`figures/pose_*`."
+        )
+        return PoseModel(
+            run_dir, config, result.history, "attention", "attention_seed0", "", budget, origin
         )
 
     def describe(self, config: RunConfig) -> None:
@@ -309,6 +407,42 @@ class Session:
         print("written:")
         for path in self.written:
             print(" ", path)
+
+
+def methods_explorer_controls(
+    methods_of: Mapping[str, Sequence[str]], defaults_of: Mapping[str, Sequence[str]]
+) -> dict[str, ipywidgets.Widget]:
+    """Widgets of notebook 05's explorer: a dataset picker, a success-curve picker and a
+    method list that follows the dataset (its `defaults_of` methods selected).
+
+    methods_of: dataset -> method names; defaults_of: dataset -> the preselected ones."""
+    datasets = list(methods_of)
+    dataset_picker = ipywidgets.Dropdown(options=datasets, description="dataset")
+    method_picker = ipywidgets.SelectMultiple(
+        options=list(methods_of[datasets[0]]),
+        value=tuple(defaults_of[datasets[0]]),
+        rows=8,
+        description="methods",
+    )
+
+    def show_dataset(change: Any) -> None:
+        method_picker.options = list(methods_of[change.new])
+        method_picker.value = tuple(defaults_of[change.new])
+
+    dataset_picker.observe(show_dataset, names="value")
+    curve_picker = ipywidgets.ToggleButtons(
+        options=["max", "mean", "joints"], description="curve", style={"button_width": "6em"}
+    )
+    return {"dataset": dataset_picker, "kind": curve_picker, "methods": method_picker}
+
+
+def show_source(*objects: object) -> None:
+    """Display the source code of functions, methods or classes as a code block: what the
+    notebook explains is the code that runs, read from the module, so it cannot go stale."""
+    for obj in objects:
+        where = f"{obj.__module__}.{obj.__qualname__}"  # type: ignore[attr-defined]
+        code = textwrap.dedent(inspect.getsource(obj))  # type: ignore[arg-type]
+        display(Markdown(f"`{where}`\n\n```python\n{code}```"))
 
 
 def error_table(

@@ -16,11 +16,27 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
+from handpose_lib.ablation import AblationRun, pooled
+from handpose_lib.ablation_verdict import PAPER_ORDER, VARIANT_LABELS
 from handpose_lib.datasets.frame import DepthFrame
+from handpose_lib.evaluate import MethodResult
 from handpose_lib.joints import JOINT_NAMES
+from handpose_lib.plots import (
+    legend_outside,
+    per_joint_figure,
+    plot_floors_per_joint,
+    plot_floors_success,
+    plot_per_joint_errors,
+    plot_seed_bands,
+    plot_success_curves,
+    success_figure,
+    validation_by_step_figure,
+)
 from handpose_lib.preprocess import (
     AugmentParams,
     Crop,
@@ -35,6 +51,7 @@ from handpose_lib.preprocess import (
     sample_targets,
 )
 from handpose_lib.viz import (
+    CROP_EXTENT,
     crop_colorbar,
     draw_skeleton,
     hand_depth_limits,
@@ -43,10 +60,10 @@ from handpose_lib.viz import (
     hide_inner_labels,
     layout_of,
     mark_centers,
+    normalized_heatmaps,
     show_crop,
     show_depth,
     show_joint_depths,
-    show_mask,
     show_segmentation,
     zoom_to,
 )
@@ -246,33 +263,65 @@ def heatmap_peak_range(heatmaps: np.ndarray) -> str:
     return f"{peaks.min():.2f}-{peaks.max():.2f}"
 
 
+def mark_truth(ax: Axes, uvd_crop: np.ndarray) -> None:
+    """The true joints of a crop as white crosses (beside a predicted skeleton)."""
+    uvd_crop = np.asarray(uvd_crop)
+    ax.scatter(
+        uvd_crop[:, 0],
+        uvd_crop[:, 1],
+        marker="+",
+        s=30,
+        c="white",
+        linewidths=1.0,
+        zorder=4,
+        label="truth",
+    )
+
+
+def mask_over_crop(
+    ax: Axes, image: np.ndarray, mask: np.ndarray, cube_mm: float, title: str = ""
+) -> AxesImage:
+    """One attention mask M (Hh, Hh) of Eq. 3, semi-transparent over the (S, S) crop it
+    weights, so a reader sees which parts of the hand reach the depth regressor."""
+    show_crop(ax, image, cube_mm, title=title, colorbar=False)
+    handle = ax.imshow(
+        mask, cmap="viridis", vmin=0, vmax=1, alpha=0.6, extent=CROP_EXTENT, zorder=2
+    )
+    ax.set(xticks=[], yticks=[])
+    return handle
+
+
 def prediction_grid(
     rows: Sequence[tuple[str, dict, dict]],
     dataset: str,
     channels: Sequence[int] = (),
     stack: str = "last stack",
 ) -> Figure:
-    """One row per frame: input crop with the predicted skeleton, the target heatmaps, the
-    predicted heatmaps (each joint scaled to its own maximum; the title gives the range of
-    the raw peaks), and, when the network has them, the channel-mean attention mask and the
-    masks of `channels`.
+    """One row per frame: input crop with the predicted skeleton and the true joints (white
+    crosses), the target heatmaps, the predicted heatmaps (each joint scaled to its own
+    maximum; the title gives the range of the raw peaks), and, when the network has them, the
+    attention masks of `channels` over the crop.
 
     rows: (title, item, out) with item a dataset sample ('image' (1, S, S), 'heatmaps'
-    (J, Hh, Hh), 'cube_mm') and out the network's outputs as numpy ('uvd_crop' (J, 3),
-    'heatmaps' (J, Hh, Hh), optionally 'attention' (C, Hh, Hh)).
+    (J, Hh, Hh), 'uvd_crop' (J, 3), 'cube_mm') and out the network's outputs as numpy
+    ('uvd_crop' (J, 3), 'heatmaps' (J, Hh, Hh), optionally 'attention' (C, Hh, Hh)).
     """
-    has_mask = all("attention" in out for _, _, out in rows)
-    n_cols = 3 + ((1 + len(channels)) if has_mask else 0)
+    has_mask = all("attention" in out for _, _, out in rows) and len(channels) > 0
+    n_cols = 3 + (len(channels) if has_mask else 0)
     fig, axes = plt.subplots(
-        len(rows), n_cols, figsize=(3.4 * n_cols, 3.5 * len(rows)), squeeze=False,
+        len(rows),
+        n_cols,
+        figsize=(3.4 * n_cols, 3.5 * len(rows)),
+        squeeze=False,
         layout="constrained",
-    )  # fmt: skip
+    )
     handle = None
     for r, (row, (title, item, out)) in enumerate(zip(axes, rows, strict=True)):
         cube_mm = float(item["cube_mm"])
         image = item["image"][0]
-        show_crop(row[0], image, cube_mm, title=f"{title}: input, prediction", colorbar=False)
+        show_crop(row[0], image, cube_mm, title=f"{title}: prediction, truth (+)", colorbar=False)
         draw_skeleton(row[0], out["uvd_crop"], dataset)
+        mark_truth(row[0], item["uvd_crop"])
         show_crop(row[1], image, cube_mm, title="target heatmaps", colorbar=False)
         heatmap_overlay(row[1], item["heatmaps"])
         peaks = heatmap_peak_range(out["heatmaps"])
@@ -282,12 +331,59 @@ def prediction_grid(
         for c, ax in enumerate(row[:3]):
             hide_inner_labels(ax, x=r < len(rows) - 1, y=c > 0)
         if has_mask:
-            attention = out["attention"]
-            handle = show_mask(row[3], attention.mean(axis=0), "attention: mean of C masks")
-            for ax, c in zip(row[4:], channels, strict=True):
-                show_mask(ax, attention[c], f"attention: channel {c}")
+            for ax, c in zip(row[3:], channels, strict=True):
+                handle = mask_over_crop(
+                    ax, image, out["attention"][c], cube_mm, f"mask M, channel {c}"
+                )
     if handle is not None:
         fig.colorbar(handle, ax=axes[:, 3:], fraction=0.02, pad=0.01, label="mask value M (Eq. 3)")
+    return fig
+
+
+def pose_explorer_figure(
+    item: dict, out: dict, joint: int, error_mm: float, dataset: str, channel: int
+) -> Figure:
+    """Notebook 03's explorer for one validation frame and joint: the crop with the true and
+    the predicted skeleton (the joint circled, its 3D error in the title), the predicted
+    heatmap of the joint scaled to its maximum with the target's contours, and one attention
+    mask over the crop."""
+    names = JOINT_NAMES[layout_of(dataset)]
+    cube_mm, image = float(item["cube_mm"]), item["image"][0]
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4), layout="constrained")
+    for ax, uvd, title in (
+        (axes[0], item["uvd_crop"], "ground truth"),
+        (axes[1], out["uvd_crop"], f"prediction: {names[joint]} {error_mm:.1f} mm off"),
+    ):
+        show_crop(ax, image, cube_mm, title=title, colorbar=False)
+        draw_skeleton(ax, uvd, dataset, highlight=joint)
+    peak = out["heatmaps"][joint].max()
+    show_crop(
+        axes[2],
+        image,
+        cube_mm,
+        colorbar=False,
+        title=f"predicted heatmap, {names[joint]}\nscaled to its max (peak {peak:.2f})",
+    )
+    heatmap_overlay(axes[2], out["heatmaps"], joint, normalize=True)
+    axes[2].contour(
+        item["heatmaps"][joint],
+        levels=[0.25, 0.75],
+        colors="white",
+        extent=CROP_EXTENT,
+        origin="upper",
+        linewidths=1,
+    )
+    if "attention" in out:
+        handle = mask_over_crop(
+            axes[3],
+            image,
+            out["attention"][channel],
+            cube_mm,
+            f"attention mask M, channel {channel}",
+        )
+        fig.colorbar(handle, ax=axes[3], fraction=0.046, pad=0.02)
+    else:
+        axes[3].set_axis_off()
     return fig
 
 
@@ -296,3 +392,118 @@ def spread_channels(attention: np.ndarray, count: int = 3) -> np.ndarray:
     image (mean over frames of each mask's spatial standard deviation)."""
     spread = np.asarray(attention).std(axis=(-2, -1)).mean(axis=0)
     return np.argsort(spread)[::-1][:count]
+
+
+# --------------------------------------------------------------------------------------------
+# The self-comparison (notebook 04)
+
+
+def self_comparison_figures(
+    by_variant: Mapping[str, Sequence[MethodResult]],
+    histories: Mapping[str, Sequence[pd.DataFrame]],
+    floors: Sequence[MethodResult],
+    joint_names: Sequence[str],
+    where: str,
+    steps_per_epoch: int | None,
+) -> dict[str, Figure]:
+    """Fig. 3 (a) per-joint errors and (b) success frames of the variants (seeds pooled,
+    the seeds' range as bands in (b)), and the validation error against training step, each
+    with the constant-pose floors; `where` (what they were trained and tested on) closes each
+    title. Keys are the figure names of notebook 04."""
+    order = [v for v in PAPER_ORDER if v in by_variant]
+    pooled_results = [pooled(by_variant[v], v) for v in order]
+    per_joint = per_joint_figure(
+        pooled_results,
+        joint_names,
+        f"Fig. 3 (a) self-comparison: per-joint mean error\n{where}",
+        floors=floors,
+    )
+    success = success_figure(
+        pooled_results,
+        kind="max",
+        title=f"Fig. 3 (b) self-comparison: success frames\n{where}",
+        seed_bands={v: by_variant[v] for v in order},
+        floors=floors,
+    )
+    by_step = validation_by_step_figure(
+        {VARIANT_LABELS[v]: histories[v] for v in order},
+        steps_per_epoch=steps_per_epoch,
+        title=f"Validation error during training\n{where}",
+        floors=[(f.name, f.mean_error_mm) for f in floors],
+    )
+    return {
+        "fig3a_self_comparison_per_joint_error": per_joint,
+        "fig3b_self_comparison_success_frames": success,
+        "self_comparison_validation_by_step": by_step,
+    }
+
+
+def self_comparison_explorer(
+    runs: Sequence[AblationRun],
+    chosen: Sequence[str],
+    kind: str,
+    seed: int | str,
+    floors: Sequence[MethodResult],
+    joint_names: Sequence[str],
+) -> Figure:
+    """Notebook 04's explorer: the chosen variants' per-joint errors and success curves
+    (`kind`: max, mean or joints), one seed's or all seeds pooled ("all (pooled)", with the
+    seeds' range as bands), beside the floors."""
+    order = [v for v in PAPER_ORDER if v in chosen] or [runs[0].variant]
+    by_variant = {v: [r.result for r in runs if r.variant == v] for v in order}
+    if seed == "all (pooled)":
+        picked = [pooled(by_variant[v], v) for v in order]
+        bands = by_variant
+    else:
+        picked = [r.result for r in runs if r.variant in order and r.seed == seed]
+        bands = {}
+    fig, axes = plt.subplots(1, 2, figsize=(16, 4.2), width_ratios=(1.5, 1), layout="constrained")
+    plot_per_joint_errors(axes[0], picked, joint_names)
+    plot_floors_per_joint(axes[0], floors)
+    plot_success_curves(axes[1], picked, kind)
+    plot_seed_bands(axes[1], bands, kind)
+    plot_floors_success(axes[1], floors, kind)
+    legend_outside(axes[1])
+    return fig
+
+
+def pipeline_figure(
+    frame: DepthFrame, item: dict, out: dict, dataset: str, channel: int, centre_label: str
+) -> Figure:
+    """The method in five panels, for the README's first screen: the depth frame with the
+    crop's cube, the normalized crop (network input), the predicted heatmaps (each joint above
+    half its peak), one attention mask of Eq. 3 over the crop, and the predicted skeleton with
+    the true joints.
+
+    item: a validation sample ('image', 'uvd_crop', 'center_uvd', 'cube_mm'); out: the
+    network's outputs as numpy ('heatmaps' (J, Hh, Hh), 'uvd_crop', 'attention')."""
+    cube_mm, image = float(item["cube_mm"]), item["image"][0]
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4.2), layout="constrained")
+    show_depth(
+        axes[0],
+        frame.depth_mm,
+        limits=hand_depth_limits(frame.uvd),
+        colorbar=False,
+        title=f"1. depth frame, cube at the {centre_label}",
+    )
+    mark_centers(
+        axes[0], {centre_label: np.asarray(item["center_uvd"])}, frame.camera, cube_mm, legend=False
+    )
+    box = projected_box(np.asarray(item["center_uvd"]), frame.camera, cube_mm)
+    zoom_to(axes[0], np.reshape(box, (2, 2)), margin_px=10, shape=frame.depth_mm.shape)
+    show_crop(axes[1], image, cube_mm, title="2. normalized crop (input)", colorbar=False)
+    show_crop(axes[2], image, cube_mm, title="3. predicted heatmaps (Eq. 2)", colorbar=False)
+    heatmap_contours(axes[2], normalized_heatmaps(out["heatmaps"]), dataset)
+    mask_over_crop(
+        axes[3],
+        image,
+        out["attention"][channel],
+        cube_mm,
+        f"4. attention mask M, channel {channel} (Eq. 3)",
+    )
+    show_crop(axes[4], image, cube_mm, title="5. 3D joints: prediction, truth (+)", colorbar=False)
+    draw_skeleton(axes[4], out["uvd_crop"], dataset)
+    mark_truth(axes[4], item["uvd_crop"])
+    for ax in axes[1:]:
+        ax.set(xticks=[], yticks=[], xlabel="", ylabel="")
+    return fig

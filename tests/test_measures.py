@@ -76,3 +76,42 @@ def test_surface_gap_is_small_when_aligned_and_large_when_not():
     # Joints of the original crop on the augmented image: they no longer match.
     mismatched = dict(augmented, uvd_crop=sample["uvd_crop"], depth=sample["depth"])
     assert measures.surface_gap_mm(mismatched) > 40.0
+
+
+def test_measure_com_matches_hand_center_frame_by_frame():
+    source = SyntheticSource(6, seed=3)
+    raw = CropConfig(input_size=32, heatmap_size=16, com_iterations=0)
+    found = measures.measure_com(source, [0, 2, 5], {"raw": raw, "refined": SMALL})
+    assert found.skipped == []
+    for row, index in enumerate([0, 2, 5]):
+        frame = source[index]
+        expected = ICVL.uvd_to_xyz(hand_center(frame.depth_mm, frame.camera, SMALL))
+        np.testing.assert_allclose(found.centres_xyz["refined"][row], expected)
+        np.testing.assert_allclose(found.joints_uvd[row], frame.uvd)
+
+
+def test_bias_and_spread_separate_a_constant_shift_from_scatter():
+    # Centres 10 mm right of every joint centroid (bias 10, spread 0), then +-5 mm in depth
+    # around the centroid (bias 0, spread 5): written out in camera mm, then as uvd labels.
+    rng = np.random.default_rng(0)
+    joints_xyz = rng.normal([0.0, 0.0, 500.0], 30.0, size=(40, 16, 3))
+    joints_uvd = ICVL.xyz_to_uvd(joints_xyz)
+    centroid = joints_xyz.mean(axis=1)
+    scatter = np.zeros_like(centroid)
+    scatter[:, 2] = np.where(np.arange(40) % 2 == 0, 5.0, -5.0)
+    right = np.array([10.0, 0.0, 0.0])
+    table = measures.centre_bias_spread(
+        {"shifted": centroid + right, "scattered": centroid + scatter},
+        joints_uvd,
+        "icvl",
+    ).set_index(["estimate", "reference"])
+    shifted = table.loc[("shifted", "joint centroid")]
+    assert shifted["bias (mm)"] == pytest.approx(10.0, abs=1e-6)
+    assert shifted["spread (mm)"] == pytest.approx(0.0, abs=1e-6)
+    scattered = table.loc[("scattered", "joint centroid")]
+    assert scattered["bias (mm)"] == pytest.approx(0.0, abs=1e-6)
+    assert scattered["spread (mm)"] == pytest.approx(5.0, abs=1e-6)
+    # Against the palm joint the same centres carry the palm's offset from the centroid.
+    palm = joints_xyz[:, 0]
+    expected = np.linalg.norm((centroid + right - palm).mean(axis=0))
+    assert table.loc[("shifted", "palm joint"), "bias (mm)"] == pytest.approx(expected, rel=1e-6)

@@ -110,3 +110,13 @@ def test_time_note_quotes_the_runners_table(clean_env, monkeypatch):
     note = nb.time_note("03_pose_training.ipynb")
     assert note.startswith("time: 60 s in the runner's last smoke run (float32 matmul 300")
     assert "about 3.0 min at 100 GFLOP/s" in note
+
+
+def test_methods_explorer_follows_the_dataset():
+    controls = notebook.methods_explorer_controls(
+        {"icvl": ["a", "b", "c"], "nyu": ["x", "y"]}, {"icvl": ["b", "c"], "nyu": ["y"]}
+    )
+    assert controls["methods"].value == ("b", "c")
+    controls["dataset"].value = "nyu"
+    assert controls["methods"].options == ("x", "y")
+    assert controls["methods"].value == ("y",)

@@ -118,8 +118,11 @@ def test_mirror_address_is_the_base_url_plus_owner_repo_commit_and_path(monkeypa
 
 
 def test_readme_states_what_the_default_run_downloads():
-    """The README's download counts and sizes are the registry's, so they cannot go stale."""
-    text = " ".join(README.read_text().split())  # line breaks of the prose do not matter
+    """The download counts and sizes of the README and its real-data page are the registry's,
+    so they cannot go stale."""
+    pages = [README, README.parent / "docs" / "real-data.md"]
+    # Line breaks of the prose do not matter.
+    text = " ".join(" ".join(page.read_text() for page in pages).split())
     registry = published.registry()
     total = sum(e.bytes for e in registry)
     labels = published.lookup("icvl/icvl_test_groundtruth_label.txt").bytes

@@ -347,8 +347,29 @@ def test_prediction_grid_scales_faint_heatmaps_to_their_maximum(sample):
     assert overlay.max() == pytest.approx(1.0)  # drawn at full strength, not at 0.05
     peaks = out["heatmaps"].max(axis=(1, 2))
     assert f"scaled to its max (peaks {peaks.min():.2f}-{peaks.max():.2f})" in predicted.get_title()
-    assert len(fig.axes) == 2 * (3 + 1 + 2) + 1  # + the mask colorbar
+    assert len(fig.axes) == 2 * (3 + 2) + 1  # two masks per row + the mask colorbar
+    # The masks lie over the crop they weight: the crop image, then the mask on top.
+    mask_ax = fig.axes[3]
+    assert len(mask_ax.images) == 2
+    np.testing.assert_allclose(mask_ax.images[1].get_array(), out["attention"][channels[0]])
+    assert mask_ax.images[1].get_alpha() < 1
+    # The true joints beside the predicted skeleton.
+    truth = [c for c in fig.axes[0].collections if c.get_label() == "truth"]
+    np.testing.assert_allclose(truth[0].get_offsets(), sample["uvd_crop"][:, :2])
     assert_no_label_collides_across_panels(fig)
+
+
+def test_pose_explorer_shows_truth_prediction_heatmap_and_a_mask(sample):
+    out = faint_outputs(sample)
+    fig = views.pose_explorer_figure(
+        sample, out, joint=3, error_mm=12.34, dataset="icvl", channel=1
+    )
+    titles = [ax.get_title() for ax in fig.axes[:4]]
+    assert titles[0] == "ground truth"
+    assert titles[1].endswith("12.3 mm off")
+    assert f"peak {out['heatmaps'][3].max():.2f}" in titles[2]
+    assert titles[3] == "attention mask M, channel 1"
+    plt.close(fig)
 
 
 def test_prediction_grid_without_attention_has_three_columns(sample):
@@ -399,4 +420,15 @@ def test_labelled_skeleton_names_every_joint_and_shows_the_missing_colour(frame)
     assert names == set(JOINT_NAMES["icvl"])
     bar_texts = [t.get_text() for t in fig.axes[1].texts]
     assert "no\nreading" in bar_texts
+    plt.close(fig)
+
+
+def test_pipeline_figure_has_the_five_steps(sample, frame):
+    out = faint_outputs(sample)
+    item = {**sample, "center_uvd": np.asarray(sample["center_uvd"])}
+    fig = views.pipeline_figure(frame, item, out, "icvl", channel=2, centre_label="LocNet centre")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert [t.split(".")[0] for t in titles] == ["1", "2", "3", "4", "5"]
+    assert "LocNet centre" in titles[0]
+    assert "channel 2" in titles[3]
     plt.close(fig)

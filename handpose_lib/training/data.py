@@ -126,15 +126,32 @@ def com_centers(
     return out
 
 
+# Below this many frames a one-off pass runs in-process: starting workers costs more.
+PARALLEL_MIN_FRAMES = 512
+
+
+def data_workers(config: RunConfig, frames: int) -> int:
+    """Processes for one-off data work before training (building a crop cache, finding CoM
+    centres): `train.num_workers` when set, else every core this process may use for a pass
+    over at least `PARALLEL_MIN_FRAMES` frames. The results do not depend on the count."""
+    if config.train.num_workers > 0:
+        return config.train.num_workers
+    if frames < PARALLEL_MIN_FRAMES:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def run_com_centers(config: RunConfig) -> np.ndarray | None:
-    """The CoM centres of a run's training frames, found once in `train.num_workers`
-    processes, when its crops are cut at the CoM without a crop cache (a cache finds them
-    while it is built); else None. Without this, every item of every epoch segments its
-    frame again (LocNet's data)."""
+    """The CoM centres of a run's training frames, found once in `data_workers` processes,
+    when its crops are cut at the CoM without a crop cache (a cache finds them while it is
+    built); else None. Without this, every item of every epoch segments its frame again
+    (LocNet's data)."""
     spec = config.data.train
     if spec.centers != "com" or config.data.cache_dir is not None:
         return None
-    return com_centers(build_source(spec), config.crop, workers=max(1, config.train.num_workers))
+    source = build_source(spec)
+    return com_centers(source, config.crop, workers=data_workers(config, len(source)))
 
 
 @dataclass(frozen=True)
@@ -249,7 +266,7 @@ def build_dataset(
     cache_dir = config.data.cache_dir
     if cache_dir == "run":  # only with_run_cache knows the run folder; no cache here
         cache_dir = None
-    workers = max(1, config.train.num_workers)
+    workers = data_workers(config, len(source))
     if centers_uvd is not None:
         centers = centers_uvd
     return HandPoseDataset(
