@@ -117,6 +117,9 @@ def pytest_configure(config):
         "HANDPOSE_PROFILE": "smoke",
         "HANDPOSE_HEADLESS": "1",
         "HANDPOSE_RUN_DIR": tempfile.mkdtemp(prefix="handpose-run-"),
+        # PNG only in the notebooks the tests run: the PDFs add seconds per notebook and are
+        # written by the same call (tests/test_plots.py checks both formats).
+        "HANDPOSE_FIGURE_FORMATS": "png",
     }
     for name, value in defaults.items():
         if not os.environ.get(name):

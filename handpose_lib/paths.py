@@ -12,12 +12,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_FIGURES_DIR = "HANDPOSE_FIGURES_DIR"
 
 
+COMMITTED_FIGURES = REPO_ROOT / "figures"  # the default run's tables and figures (tracked)
+INTERACTIVE_FIGURES = REPO_ROOT / "outputs" / "interactive" / "figures"  # ignored by git
+
+
 def figures_dir(override: str | os.PathLike | None = None) -> Path:
-    """Folder for tables and figures: `override`, else $HANDPOSE_FIGURES_DIR, else figures/.
+    """Folder for tables and figures: `override`, else $HANDPOSE_FIGURES_DIR, else
+    outputs/interactive/figures/: a notebook opened in any Jupyter never writes into the
+    tracked figures/, which only the runner's default run fills (it passes that folder).
 
     Created if missing.
     """
-    chosen = override or os.environ.get(ENV_FIGURES_DIR) or REPO_ROOT / "figures"
+    chosen = override or os.environ.get(ENV_FIGURES_DIR) or INTERACTIVE_FIGURES
     path = Path(chosen)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -36,17 +36,36 @@ from handpose_lib.viz import CENTER_STYLES
 FIGURE_DPI = 150
 
 
+ENV_FIGURE_FORMATS = "HANDPOSE_FIGURE_FORMATS"  # e.g. "png": the test suite skips the PDFs
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def figure_formats() -> tuple[str, ...]:
+    """The formats `save_figure` writes: $HANDPOSE_FIGURE_FORMATS (comma-separated, of
+    FIGURE_FORMATS), else both."""
+    chosen = os.environ.get(ENV_FIGURE_FORMATS, "")
+    formats = tuple(f.strip() for f in chosen.split(",") if f.strip()) or FIGURE_FORMATS
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
+    if unknown:
+        raise ValueError(f"{ENV_FIGURE_FORMATS}={chosen!r}: expected some of {FIGURE_FORMATS}")
+    return formats
+
+
 def save_figure(fig: Figure, name: str, figures_dir: str | os.PathLike) -> list[Path]:
     """Write `fig` as `<name>.png` (FIGURE_DPI) and `<name>.pdf` in `figures_dir` (created
-    if missing), cropped to the drawn content; returns both paths."""
+    if missing; `figure_formats` says which), cropped to the drawn content; returns the
+    paths written."""
     if not name or Path(name).name != name or Path(name).suffix in (".png", ".pdf"):
         raise ValueError(f"figure name {name!r}: expected a file stem such as 'loc_crops'")
     out_dir = Path(figures_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=FIGURE_DPI, bbox_inches="tight")
-    # A fixed creation date keeps regenerated PDFs byte-identical when nothing changed.
-    fig.savefig(paths[1], dpi=FIGURE_DPI, bbox_inches="tight", metadata={"CreationDate": None})
+    paths = []
+    for fmt in figure_formats():
+        path = out_dir / f"{name}.{fmt}"
+        # A fixed creation date keeps regenerated PDFs byte-identical when nothing changed.
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight", metadata=metadata)
+        paths.append(path)
     return paths
 
 

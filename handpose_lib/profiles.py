@@ -198,7 +198,7 @@ class Profile:
 
 
 # ------------------------------------------------------------------------------------------
-# Departures from the paper, with their measured reasons (README "Profiles" shows them)
+# Departures from the paper, with their measured reasons (docs/training.md "Profiles" shows them)
 
 _FAITHFUL_CHOICES = (
     Departure(
@@ -249,14 +249,14 @@ _LEARNS_ON_GPU = (
         "Adam, lr 1e-3 (its first moment, beta1 0.9, as the momentum)",
         "SGD 0.1 stays on the all-zero-heatmap plateau: last-stack L_det 0.988 of the all-zero "
         "value after 200 steps, 0.75 with the pixel sum and gradient clipping, 0.60 with Adam "
-        '(width 16, 64 px, issue 16\'s table); at paper size see README "Profiles"',
+        '(width 16, 64 px, issue 16\'s table); at paper size see docs/training.md "Profiles"',
     ),
     Departure(
         "model.det_reduction",
         'Eq. 2: "the L2 distance" of the heatmaps',
         "sum over pixels (the squared L2 distance as written)",
         "with the pixel mean L_det is 4096x weaker than L_reg at 64 x 64 and the heatmaps stay "
-        'faint: 19.06 -> 15.04 mm at the cpu size (README "Recipe")',
+        'faint: 19.06 -> 15.04 mm at the cpu size (docs/training.md "Recipe")',
     ),
     Departure(
         "model.zero_init_heads",
@@ -278,7 +278,7 @@ _LEARNS_ON_GPU = (
         "no augmentation stated",
         "+-30 degrees (with the renderer's own +-90 roll on synthetic hands)",
         "+-180 spends most steps on upside-down hands that ICVL's and NYU's captures rarely "
-        'show: 15.04 -> 12.18 mm at the cpu size (README "Recipe")',
+        'show: 15.04 -> 12.18 mm at the cpu size (docs/training.md "Recipe")',
     ),
     Departure(
         "train.epochs, train.lr_milestones",
@@ -367,7 +367,7 @@ _FAITHFUL = Profile(
     cache_data=("nyu",),
     cache_context=_whole_crops(AugmentConfig()),
     departures=_FAITHFUL_CHOICES,
-    # Not shown to learn at paper size (README "Profiles"): its notebooks report the
+    # Not shown to learn at paper size (docs/training.md "Profiles"): its notebooks report the
     # margins over the floors without asserting them.
     promises_learning=False,
 )
@@ -405,12 +405,12 @@ PROFILES: dict[str, Profile] = {
             # Eq. 2 as written: the L2 distance of the heatmaps, summed over their pixels. With
             # the pixel mean, L_det is ~1000x weaker than L_reg and the heatmaps stay faint:
             # 19.06 -> 15.04 mm (768 steps, true-centroid crops; measured with the equivalent
-            # reg_weight 0.001, see README "Recipe").
+            # reg_weight 0.001, see docs/training.md "Recipe").
             det_reduction="sum",
             # Heatmap heads start at weight 0, bias 0: every stack starts at the all-zero
             # heatmaps instead of random maps whose pixel-summed L_det is ~10x larger and
             # swamps the first epochs: 12.79 -> 9.14 mm (768 steps, true-centroid crops;
-            # `benchmarks/recipe_study.py`, README "Recipe").
+            # `benchmarks/recipe_study.py`, docs/training.md "Recipe").
             zero_init_heads=True,
         ),
         locnet=LocNetConfig(

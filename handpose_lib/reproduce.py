@@ -56,7 +56,14 @@ from handpose_lib import machine, profiles, published
 from handpose_lib.datasets.icvl import IcvlSource
 from handpose_lib.datasets.nyu import NyuSource
 from handpose_lib.datasets.published_split import check_published_source
-from handpose_lib.paths import ENV_FIGURES_DIR, ENV_HEADLESS, ENV_RUN_DIR, REPO_ROOT, figures_dir
+from handpose_lib.paths import (
+    COMMITTED_FIGURES,
+    ENV_FIGURES_DIR,
+    ENV_HEADLESS,
+    ENV_RUN_DIR,
+    REPO_ROOT,
+    figures_dir,
+)
 
 # The progress line lives in progress_line; "X as X" keeps its names importable from here.
 from handpose_lib.progress_line import PROGRESS_FILE as PROGRESS_FILE
@@ -172,7 +179,7 @@ def measured_notebook_time(
 ) -> pd.Series | None:
     """The row of `notebook` (e.g. "03_pose_training.ipynb") in the runner's timing table, or
     None when no run of that profile and dataset wrote one."""
-    path = (fig_dir or REPO_ROOT / "figures") / f"{NOTEBOOK_TIMES}.csv"
+    path = (fig_dir or COMMITTED_FIGURES) / f"{NOTEBOOK_TIMES}.csv"
     if not path.is_file():
         return None
     table = pd.read_csv(path)
@@ -314,7 +321,7 @@ def run_figures_dir(
     if override or os.environ.get(ENV_FIGURES_DIR):
         return figures_dir(override)
     if (profile, dataset) == (DEFAULT_PROFILE, DEFAULT_DATASET):
-        return figures_dir()
+        return figures_dir(COMMITTED_FIGURES)
     return figures_dir(run_dir / "figures")
 
 

@@ -6,7 +6,7 @@ import ipywidgets
 import numpy as np
 import pytest
 
-from handpose_lib import notebook, reproduce
+from handpose_lib import notebook, paths, reproduce
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.floors import Floor
 
@@ -102,7 +102,7 @@ def test_error_table_marks_the_floors():
 
 def test_time_note_quotes_the_runners_table(clean_env, monkeypatch):
 
-    monkeypatch.setattr(reproduce, "REPO_ROOT", clean_env)
+    monkeypatch.setattr(reproduce, "COMMITTED_FIGURES", clean_env / "figures")
     nb = notebook.start("smoke", run_dir=str(clean_env / "run"))
     assert "has been timed yet" in nb.time_note("03_pose_training.ipynb")
     summary = reproduce.RunSummary({"03_pose_training.ipynb": 60.0}, matmul_gflops=300.0)
@@ -120,3 +120,9 @@ def test_methods_explorer_follows_the_dataset():
     controls["dataset"].value = "nyu"
     assert controls["methods"].options == ("x", "y")
     assert controls["methods"].value == ("y",)
+
+
+def test_a_notebook_opened_anywhere_never_writes_the_tracked_figures(monkeypatch):
+    monkeypatch.delenv("HANDPOSE_FIGURES_DIR", raising=False)
+    assert paths.figures_dir() == paths.INTERACTIVE_FIGURES
+    assert paths.COMMITTED_FIGURES not in paths.figures_dir().parents

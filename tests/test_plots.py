@@ -47,6 +47,22 @@ def history(val_every=3):
 # ------------------------------------------------------------------------------ save_figure
 
 
+@pytest.fixture
+def both_formats(monkeypatch):
+    monkeypatch.delenv(plots.ENV_FIGURE_FORMATS, raising=False)
+
+
+def test_figure_formats_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(plots.ENV_FIGURE_FORMATS, "png")
+    assert plots.figure_formats() == ("png",)
+    monkeypatch.setenv(plots.ENV_FIGURE_FORMATS, "")
+    assert plots.figure_formats() == ("png", "pdf")
+    monkeypatch.setenv(plots.ENV_FIGURE_FORMATS, "png,svg")
+    with pytest.raises(ValueError, match="HANDPOSE_FIGURE_FORMATS='png,svg'"):
+        plots.figure_formats()
+
+
+@pytest.mark.usefixtures("both_formats")
 def test_save_figure_writes_png_and_pdf_at_one_dpi(tmp_path):
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 1], [0, 1])
@@ -60,6 +76,7 @@ def test_save_figure_writes_png_and_pdf_at_one_dpi(tmp_path):
     )  # PNG stores pixels per metre
 
 
+@pytest.mark.usefixtures("both_formats")
 def test_save_figure_pdf_is_reproducible(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])

@@ -154,7 +154,8 @@ def test_tables_written_as_csv_and_markdown(results, tmp_path):
     assert "| V2V-PoseNet" in md_path.read_text()
 
 
-def test_figure_panels_saved_as_png_and_pdf(results, tmp_path):
+def test_figure_panels_saved_as_png_and_pdf(results, tmp_path, monkeypatch):
+    monkeypatch.delenv(plots.ENV_FIGURE_FORMATS, raising=False)
     shown = results["nyu"][:3]
     fig = plots.per_joint_figure(shown, JOINT_NAMES["nyu"], "upper")
     paths = plots.save_figure(fig, "per_joint", tmp_path)

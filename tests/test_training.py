@@ -6,13 +6,14 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
 import torch
 
 from handpose_lib.profiles import make_run_config
-from handpose_lib.training import provenance
+from handpose_lib.training import data, provenance
 from handpose_lib.training.config import (
     ConfigError,
     RunConfig,
@@ -193,3 +194,13 @@ def test_channels_last_trains_the_same_model_up_to_float_rounding(tmp_path):
     assert any(
         t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) for t in b.values()
     )
+
+
+def test_one_off_data_work_uses_every_core_only_for_large_passes():
+    cpu = make_run_config("cpu", "attention")
+    assert cpu.train.num_workers == 0
+    assert data.data_workers(cpu, data.PARALLEL_MIN_FRAMES - 1) == 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert data.data_workers(cpu, data.PARALLEL_MIN_FRAMES) == cores
+    three = cpu.with_overrides({"train.num_workers": 3})
+    assert data.data_workers(three, 10) == 3  # the run's own setting wins

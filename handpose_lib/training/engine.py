@@ -97,7 +97,7 @@ def plateau_message(name: str, steps: int, ratio: float) -> str:
         f"{name}: after {steps} steps the last stack's L_det is {ratio:.2f} x that of all-zero "
         "heatmaps, so the heatmaps are still ~0 (the zero plateau). Try the `paper` profile's "
         "recipe (Adam 1e-3, Eq. 2 summed over pixels, zero-initialised heads, sigma 2) or a "
-        'lower lr with gradient clipping; README "Profiles"'
+        'lower lr with gradient clipping; docs/training.md "Profiles"'
     )
 
 
