@@ -100,6 +100,7 @@ __all__ = [
     "seeds_for_profile",
     "self_comparisons",
     "shipped_base",
+    "shipped_locnet_problem",
     "shipped_problem",
     "shipped_seeds",
     "steps_per_epoch",
@@ -374,6 +375,38 @@ def shipped_problem(
     return None
 
 
+SHIPPED_LOCNET = "locnet"
+
+
+def shipped_locnet_problem(
+    config: RunConfig, which: str = "last", entries: pretrained.Registry | None = None
+) -> str | None:
+    """Why the shipped LocNet (pretrained/long/locnet) cannot stand in for `config`'s LocNet
+    run (None: it can): same network, crops and kinds of training and test data; only the
+    budget may differ."""
+    if which != "last":
+        return f"the shipped weights are the last epoch's; CHECKPOINT={which!r} needs training"
+    if SHIPPED_LOCNET not in pretrained.run_names(SHIPPED_SET, entries):
+        return f"no shipped LocNet ({pretrained.REGISTRY_FILE} lists none)"
+    try:
+        shipped = pretrained.shipped_config(SHIPPED_SET, SHIPPED_LOCNET, entries)
+    except (OSError, ChecksumError) as err:
+        return f"its files cannot be read ({err})"
+    checks = {
+        "model": (shipped.model, config.model),
+        "crop": (shipped.crop, config.crop),
+        "training data": (shipped.data.train.kind, config.data.train.kind),
+        "test data": (
+            None if shipped.data.val is None else shipped.data.val.dataset,
+            None if config.data.val is None else config.data.val.dataset,
+        ),
+    }
+    differ = [name for name, (theirs, ours) in checks.items() if theirs != ours]
+    if differ:
+        return f"it was trained with the {shipped.profile} profile, whose {differ} differ"
+    return None
+
+
 def materialize_shipped(
     variant: str, seed: int, run_dir: str | os.PathLike, entries: pretrained.Registry | None = None
 ) -> Path:
@@ -563,6 +596,10 @@ def load_all_shipped(
 
 
 SHIPPED_CENTRES = f"{SHIPPED_SET}/centers/val_locnet.txt"  # where the shipped predictions crop
+# Centres within this (3D, mm) of the shipped ones are the shipped LocNet's own: its float16
+# weights move a centre by up to 0.05 mm (0.049 measured over the 1596 test frames); another
+# LocNet, crop or decoding moves it by millimetres.
+SHIPPED_CENTRE_TOLERANCE_MM = 0.1
 
 
 def load_all_shipped_predictions(

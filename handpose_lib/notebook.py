@@ -41,6 +41,7 @@ from handpose_lib import (
     metrics,
     paths,
     plots,
+    pretrained,
     reproduce,
     uvd_format,
 )
@@ -50,7 +51,12 @@ from handpose_lib.evaluate import MethodResult
 from handpose_lib.preprocess import CropConfig
 from handpose_lib.profiles import DATA_CHOICES, Profile, resolve_profile
 from handpose_lib.training.config import RunConfig, SourceSpec
-from handpose_lib.training.data import centers_option, community_center_file, registry_split
+from handpose_lib.training.data import (
+    centers_option,
+    community_center_file,
+    read_centers,
+    registry_split,
+)
 from handpose_lib.training.engine import train
 from handpose_lib.training.inference import evaluate_run
 
@@ -120,7 +126,9 @@ class PoseModel:
     shipped run's training frames when shipped); history: its metrics.csv; name: "attention"
     or "attention (shipped)"; predictions: the stem of its prediction files; suffix: "" or
     "_shipped" for figure names; budget: `Session.budget` of it; origin: one sentence on which
-    model this is and why its numbers differ from the default run's figures/.
+    model this is and why its numbers differ from the default run's figures/; committed: the
+    (validation spec, prediction file) shipped with the weights when this run crops its test
+    frames at the very centres those predictions were made at (scored instead of predicted).
     """
 
     run_dir: Path
@@ -131,6 +139,7 @@ class PoseModel:
     suffix: str
     budget: str
     origin: str
+    committed: tuple[SourceSpec, Path] | None = None
 
 
 @dataclass
@@ -230,6 +239,7 @@ class Session:
         name: str,
         which: str = "last",
         existing: tuple[SourceSpec, Path] | None = None,
+        only: Sequence[str] | None = None,
     ) -> dict[str, tuple[MethodResult, dict[str, float]]]:
         """centre label -> (result, `metrics.error_parts`) of a trained pose run on its
         validation frames cropped at each centre. Predictions are written in the community
@@ -237,10 +247,12 @@ class Session:
         `evaluate.evaluate_file`, the code path of Table 1. The crops at each centre are cached
         once in RUN_DIR/eval_cache for every run evaluated with the same crop settings.
         `existing` (spec, prediction file): the run's predictions already made at that spec,
-        scored instead of predicted again."""
+        scored instead of predicted again. `only`: these centre labels (default: all)."""
         camera = camera_for(self.layout)
         out = {}
         for label, spec in self.centre_specs(config).items():
+            if only is not None and label not in only:
+                continue
             if existing is not None and existing[0] == spec:
                 path = existing[1]
             else:
@@ -290,6 +302,44 @@ class Session:
             f"batch {tc.batch_size}"
         )
 
+    def locnet_model(
+        self, config: RunConfig, retrain: bool = False, checkpoint: str = "last"
+    ) -> PoseModel:
+        """Notebook 02's localization network: the shipped one (`pretrained/long/locnet`)
+        when `retrain` is False and it fits `config`, else a run trained here into
+        RUN_DIR/locnet (resumed, or reused when complete). The runner always trains here."""
+        problem = None if retrain else ablation.shipped_locnet_problem(config, checkpoint)
+        if not retrain and problem is None:
+            run_dir = pretrained.materialize(
+                ablation.SHIPPED_SET, ablation.SHIPPED_LOCNET, self.run_dir / "shipped" / "locnet"
+            )
+            budget = self.budget(RunConfig.load(run_dir))
+            origin = (
+                f"You are looking at the **shipped** localization network ({budget}, seed 0, "
+                "`pretrained/long/locnet`), loaded in seconds. The default run trains one here "
+                f"at the {self.profile.name} profile's budget (`figures/loc_*`); `RETRAIN = True` "
+                "does that."
+            )
+            history = pd.read_csv(run_dir / "metrics.csv")
+            return PoseModel(
+                run_dir, config, history, "LocNet (shipped)", "locnet", "_shipped", budget, origin
+            )
+        run_dir = self.run_dir / "locnet"
+        why = "RETRAIN = True" if retrain else f"the shipped weights do not fit: {problem}"
+        started = time.perf_counter()
+        result = train(config, run_dir, resume=True)
+        print(
+            f"{len(result.history)} epochs in {run_dir} "
+            f"({time.perf_counter() - started:.0f} s in this session); "
+            f"best epoch {result.best_epoch}: {result.best_metric:.2f} mm"
+        )
+        budget = self.budget(config)
+        origin = (
+            f"You are looking at a localization network **trained here** ({why}): {budget}, "
+            f"seed {config.train.seed}."
+        )
+        return PoseModel(run_dir, config, result.history, "LocNet", "locnet", "", budget, origin)
+
     def pose_model(
         self, config: RunConfig, retrain: bool = False, checkpoint: str = "last"
     ) -> PoseModel:
@@ -322,6 +372,7 @@ class Session:
                 "_shipped",
                 budget,
                 origin,
+                self._committed_predictions(config),
             )
         run_dir = self.run_dir / "pose_attention"
         saved = run_dir / "config.json"
@@ -350,6 +401,26 @@ class Session:
         return PoseModel(
             run_dir, config, result.history, "attention", "attention_seed0", "", budget, origin
         )
+
+    def _committed_predictions(self, config: RunConfig) -> tuple[SourceSpec, Path] | None:
+        """(spec, file) of the shipped attention seed 0's committed predictions when this run's
+        LocNet centres are the shipped LocNet's (notebook 02 opened with the shipped network:
+        within `ablation.SHIPPED_CENTRE_TOLERANCE_MM` of them), else None."""
+        specs = self.centre_specs(config)
+        if LOCNET not in specs:
+            return None
+        shipped_centres = read_centers(pretrained.fetch(ablation.SHIPPED_CENTRES))
+        ours = read_centers(self.centers_file)
+        if ours.shape != shipped_centres.shape:
+            return None
+        camera = camera_for(self.layout)
+        gaps_mm = np.linalg.norm(
+            camera.uvd_to_xyz(ours) - camera.uvd_to_xyz(shipped_centres), axis=1
+        )
+        if gaps_mm.max() >= ablation.SHIPPED_CENTRE_TOLERANCE_MM:
+            return None
+        name = f"{ablation.SHIPPED_SET}/predictions/attention_seed0.txt"
+        return specs[LOCNET], pretrained.fetch(name)
 
     def describe(self, config: RunConfig) -> None:
         """Print what a run trains on and where it goes."""

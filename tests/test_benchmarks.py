@@ -4,6 +4,7 @@ read of a device value per training step, a resumable plateau study, a throughpu
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -105,3 +106,19 @@ def test_the_committed_recipe_table_is_the_report_of_the_committed_runs(tmp_path
     assert steps["det_last/zero"].tail(10).mean() <= 0.6
     val = table.dropna(subset=["val_2d_mm"])
     assert val["val_2d_mm"].iloc[-1] < table["floor_2d_mm"].iloc[0]
+
+
+def test_open_times_count_cell_time_to_the_first_figure_and_the_explorer(tmp_path):
+    open_times = _load("notebook_open_times")
+
+    def cell(source, seconds, figure=False):
+        outputs = [{"data": {"image/png": "..."}}] if figure else []
+        meta = {"papermill": {"duration": seconds}}
+        return {"cell_type": "code", "source": source, "metadata": meta, "outputs": outputs}
+
+    executed = tmp_path / "nb.ipynb"
+    markdown = {"cell_type": "markdown", "source": "# x", "metadata": {}}
+    cells = [cell("a = 1", 1.5), markdown, cell("plot()", 2.0, figure=True), cell("x", 0.5)]
+    cells += [cell("nb.explore(view, {})", 3.0, figure=True), cell("nb.report()", 9.0)]
+    executed.write_text(json.dumps({"cells": cells}))
+    assert open_times.cell_times(executed) == (3.5, 7.0)

@@ -18,7 +18,7 @@ import papermill
 import pytest
 import torch
 
-from handpose_lib import ablation, pretrained, uvd_format
+from handpose_lib import ablation, notebook, pretrained, uvd_format
 from handpose_lib.ablation import PAPER_ORDER
 from handpose_lib.camera import ICVL
 from handpose_lib.evaluate import evaluate_uvd
@@ -422,3 +422,39 @@ def test_committed_weights_give_their_committed_predictions(name, tmp_path, one_
     predicted, committed = shipped_predictions(name, tmp_path, frames=24)
     gap_mm = evaluate_uvd(predicted, committed, "icvl", name=name).mean_error_mm
     assert gap_mm < 0.3, f"{name}: {gap_mm:.3f} mm from its committed predictions"
+
+
+def test_the_committed_locnet_stands_in_for_the_cpu_profiles_and_only_there(tmp_path, monkeypatch):
+    monkeypatch.delenv("HANDPOSE_PROFILE", raising=False)  # conftest's smoke default
+    assert ablation.shipped_locnet_problem(make_run_config("cpu", "locnet")) is None
+    smoke = ablation.shipped_locnet_problem(make_run_config("smoke", "locnet"))
+    assert "['model', 'crop'] differ" in smoke
+    assert "last epoch" in ablation.shipped_locnet_problem(make_run_config("cpu", "locnet"), "best")
+    nb = notebook.start("cpu", run_dir=str(tmp_path / "run"), output_dir=str(tmp_path / "f"))
+    loc = nb.locnet_model(nb.run_config("locnet"))
+    assert loc.name == "LocNet (shipped)"
+    assert pretrained.is_materialized(loc.run_dir)
+    assert "**shipped**" in loc.origin
+    assert not (tmp_path / "run" / "locnet").exists()  # nothing trained
+
+
+def test_the_shipped_attention_model_scores_its_committed_predictions_at_its_own_centres(
+    tmp_path, monkeypatch
+):
+    """Notebook 03 opened after notebook 02 used the shipped LocNet: the LocNet centres are the
+    shipped ones, so the committed predictions are scored instead of running the network; at
+    other centres nothing is reused."""
+    monkeypatch.delenv("HANDPOSE_PROFILE", raising=False)  # conftest's smoke default
+    nb = notebook.start("cpu", run_dir=str(tmp_path / "run"), output_dir=str(tmp_path / "f"))
+    config = nb.run_config("attention")
+    assert nb.pose_model(config).committed is None  # no LocNet centres in this run folder yet
+    nb.centers_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pretrained.fetch(ablation.SHIPPED_CENTRES), nb.centers_file)
+    pose = nb.pose_model(nb.run_config("attention"))
+    spec, path = pose.committed
+    assert path == pretrained.fetch("long/predictions/attention_seed0.txt")
+    assert spec == nb.centre_specs(nb.run_config("attention"))[notebook.LOCNET]
+    # Other centres: the run's own LocNet differs from the shipped one by more than rounding.
+    centres = read_centers(nb.centers_file)
+    write_predictions(nb.centers_file, centres + 1.0)
+    assert nb.pose_model(nb.run_config("attention")).committed is None
