@@ -432,7 +432,7 @@ PROFILES: dict[str, Profile] = {
             lr_milestones=(5,),
             num_workers=0,
             val_every=3,
-            # 8-16% faster steps at 2 threads in two runs of bench_throughput.py (README).
+            # 8-16% faster steps at 2 threads in two runs of bench_throughput.py (docs/training.md).
             channels_last=True,
         ),
         train_frames=4096,
