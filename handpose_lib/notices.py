@@ -155,3 +155,21 @@ def attention_contrast(images: np.ndarray, masks: np.ndarray, channels: Sequence
         "near 0 on the background hides it from the depth regressor, one near 1 everywhere "
         "passes the feature through unchanged."
     )
+
+
+def surface_gaps(gaps_mm: Mapping[str, float]) -> str:
+    """Notebook 01: the augmentation check read out (label -> median |joint depth - crop depth
+    at the joint's pixel| in mm, `measures.surface_gap_mm`)."""
+    worst_label = max(gaps_mm, key=lambda k: gaps_mm[k])
+    worst = gaps_mm[worst_label]
+    verdict = (
+        "so image and joints moved together in every crop"
+        if worst < 25.0
+        else "**larger than a finger's radius: check that crop**"
+    )
+    return (
+        f"**Notice.** The median gap between each joint's depth and the crop's depth at its pixel "
+        f"is at most {worst:.1f} mm ({worst_label}), about a finger's radius, {verdict}; a "
+        "joint that had moved without the image would land on the forearm or the background, "
+        "50-150 mm away."
+    )

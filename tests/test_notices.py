@@ -85,3 +85,10 @@ def test_attention_contrast_compares_hand_and_background_pixels():
     text = notices.attention_contrast(images, masks, [0])
     assert "the shown masks average 0.90, over the background 0.00" in text
     assert "all 2 channels 0.70 against 0.25" in text
+
+
+def test_surface_gaps_name_the_worst_crop():
+    text = notices.surface_gaps({"original crop": 8.0, "rotation +60 deg": 9.5})
+    assert "at most 9.5 mm (rotation +60 deg)" in text
+    assert "moved together in every crop" in text
+    assert "check that crop" in notices.surface_gaps({"bad": 80.0})
