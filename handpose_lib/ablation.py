@@ -335,6 +335,22 @@ def shipped_base(entries: pretrained.Registry | None = None) -> RunConfig:
     return pretrained.shipped_config(SHIPPED_SET, run_name("attention", seeds[0]), entries)
 
 
+def _shipped_differences(shipped: RunConfig, ours: RunConfig, our_model: object) -> list[str]:
+    """What keeps a shipped run from standing in for `ours`: the names among "model" (compared
+    with `our_model`), "crop", "training data" and "test data" (their kinds) that differ.
+    Only the budget and the seed may differ."""
+    checks = {
+        "model": (shipped.model, our_model),
+        "crop": (shipped.crop, ours.crop),
+        "training data": (shipped.data.train.kind, ours.data.train.kind),
+        "test data": (
+            None if shipped.data.val is None else shipped.data.val.dataset,
+            None if ours.data.val is None else ours.data.val.dataset,
+        ),
+    }
+    return [name for name, (theirs, mine) in checks.items() if theirs != mine]
+
+
 def shipped_problem(
     base: RunConfig,
     variants: Sequence[str],
@@ -357,16 +373,7 @@ def shipped_problem(
         return f"their files cannot be read ({err})"
     if not isinstance(base.model, PoseNetConfig) or not isinstance(shipped.model, PoseNetConfig):
         raise ValueError("shipped_problem compares pose runs (PoseNetConfig models)")
-    checks = {
-        "model": (shipped.model, replace(base.model, variant=shipped.model.variant)),
-        "crop": (shipped.crop, base.crop),
-        "training data": (shipped.data.train.kind, base.data.train.kind),
-        "test data": (
-            None if shipped.data.val is None else shipped.data.val.dataset,
-            None if base.data.val is None else base.data.val.dataset,
-        ),
-    }
-    differ = [name for name, (theirs, ours) in checks.items() if theirs != ours]
+    differ = _shipped_differences(shipped, base, replace(base.model, variant=shipped.model.variant))
     if differ:
         return (
             f"they were trained with the {shipped.profile} profile, whose {differ} differ from "
@@ -392,16 +399,7 @@ def shipped_locnet_problem(
         shipped = pretrained.shipped_config(SHIPPED_SET, SHIPPED_LOCNET, entries)
     except (OSError, ChecksumError) as err:
         return f"its files cannot be read ({err})"
-    checks = {
-        "model": (shipped.model, config.model),
-        "crop": (shipped.crop, config.crop),
-        "training data": (shipped.data.train.kind, config.data.train.kind),
-        "test data": (
-            None if shipped.data.val is None else shipped.data.val.dataset,
-            None if config.data.val is None else config.data.val.dataset,
-        ),
-    }
-    differ = [name for name, (theirs, ours) in checks.items() if theirs != ours]
+    differ = _shipped_differences(shipped, config, config.model)
     if differ:
         return f"it was trained with the {shipped.profile} profile, whose {differ} differ"
     return None

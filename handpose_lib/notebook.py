@@ -57,7 +57,7 @@ from handpose_lib.training.data import (
     read_centers,
     registry_split,
 )
-from handpose_lib.training.engine import train
+from handpose_lib.training.engine import TrainResult, train
 from handpose_lib.training.inference import evaluate_run
 
 # The crop centres every pose result is evaluated at -> prediction subfolder: three always, a
@@ -326,13 +326,7 @@ class Session:
             )
         run_dir = self.run_dir / "locnet"
         why = "RETRAIN = True" if retrain else f"the shipped weights do not fit: {problem}"
-        started = time.perf_counter()
-        result = train(config, run_dir, resume=True)
-        print(
-            f"{len(result.history)} epochs in {run_dir} "
-            f"({time.perf_counter() - started:.0f} s in this session); "
-            f"best epoch {result.best_epoch}: {result.best_metric:.2f} mm"
-        )
+        result = _train_here(config, run_dir)
         budget = self.budget(config)
         origin = (
             f"You are looking at a localization network **trained here** ({why}): {budget}, "
@@ -385,13 +379,7 @@ class Session:
                 print(f"{run_dir} validates with centres {saved_centers!r}; kept for resuming")
                 config = config.with_overrides({"data.val.centers": saved_centers})
         why = "RETRAIN = True" if retrain else f"the shipped weights do not fit: {problem}"
-        started = time.perf_counter()
-        result = train(config, run_dir, resume=True)
-        print(
-            f"{len(result.history)} epochs in {run_dir} "
-            f"({time.perf_counter() - started:.0f} s in this session); "
-            f"best epoch {result.best_epoch}: {result.best_metric:.2f} mm"
-        )
+        result = _train_here(config, run_dir)
         budget = self.budget(config)
         origin = (
             f"You are looking at an attention model **trained here** ({why}): {budget}, seed "
@@ -478,6 +466,19 @@ class Session:
         print("written:")
         for path in self.written:
             print(" ", path)
+
+
+def _train_here(config: RunConfig, run_dir: Path) -> TrainResult:
+    """Train (or resume, or only load a finished) run into `run_dir` and say in one line how
+    long this session spent and where the best epoch was."""
+    started = time.perf_counter()
+    result = train(config, run_dir, resume=True)
+    print(
+        f"{len(result.history)} epochs in {run_dir} "
+        f"({time.perf_counter() - started:.0f} s in this session); "
+        f"best epoch {result.best_epoch}: {result.best_metric:.2f} mm"
+    )
+    return result
 
 
 def methods_explorer_controls(
