@@ -126,12 +126,16 @@ format: setup ## ruff format, then ruff check --fix (what is left to fix by hand
 # One worker per core; conftest.py's scheduler keeps the notebooks (in order) and each test
 # module on one worker.
 TEST_WORKERS ?= auto
+# The tests start about 40 Python processes (kernels, torchrun, pool workers) that import the
+# package: bytecode caches (__pycache__/, ignored by git) spare each of them compiling it again,
+# also where the environment says PYTHONDONTWRITEBYTECODE (as this project's machines do).
+TEST_ENV := PYTHONDONTWRITEBYTECODE=
 test: setup lint ## lint, the unit tests and every notebook under nbval, on every core
-	$(PY) -m pytest -n $(TEST_WORKERS) tests notebooks \
+	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) tests notebooks \
 		--nbval-lax --nbval-current-env --durations=25
 
 test-fast: setup ## the unit tests less the slow, notebook and published-file ones
-	$(PY) -m pytest -m "not slow and not notebooks and not published" tests
+	$(TEST_ENV) $(PY) -m pytest -m "not slow and not notebooks and not published" tests
 
 # Interactive use: the kernel "Python (handpose)" runs this .venv. Figures written from
 # JupyterLab go to outputs/interactive/figures, so figures/ keeps the default run's.

@@ -33,9 +33,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-
-from handpose_lib import published, reproduce
 
 try:  # the `test` extra has it; without it the suite runs in one process
     from xdist.scheduler import LoadScopeScheduling
@@ -49,6 +46,21 @@ MARKERS = {
 }
 SESSION_STARTED = time.time()
 _notebook_reports: dict[str, list[bool]] = {}  # notebook file -> passed, per executed cell
+
+
+def _torch():
+    """torch, imported where a test needs it: xdist's controller runs no test, and importing
+    torch and the package there (1.2 s) would only delay the workers' start."""
+    import torch  # noqa: PLC0415 (see the docstring)
+
+    return torch
+
+
+def _handpose_lib():
+    import handpose_lib.published  # noqa: PLC0415 (see _torch)
+    import handpose_lib.reproduce  # noqa: PLC0415 (see _torch)
+
+    return handpose_lib
 
 
 SMOKE_GROUP = "smoke-notebooks"
@@ -96,6 +108,13 @@ if LoadScopeScheduling is not None:
         --dist loadgroup would say the same, but pytest-xdist 3.8 cannot rename the items of
         pytest 9, so they are ignored there.)"""
 
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            # xdist reorders the units by test count (the notebooks' many cells first, the
+            # one-test runner units last, where they became the tail); keep the order that
+            # pytest_collection_modifyitems gives, longest work first.
+            config.option.loadscopereorder = False
+
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
@@ -109,7 +128,7 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {text}")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"  # kernels and subprocesses started from here
-        torch.set_num_threads(1)
+        _torch().set_num_threads(1)
     # Set before any kernel starts, so notebooks run by nbval inherit them.
     # An empty value counts as unset.
     defaults = {
@@ -117,9 +136,11 @@ def pytest_configure(config):
         "HANDPOSE_PROFILE": "smoke",
         "HANDPOSE_HEADLESS": "1",
         "HANDPOSE_RUN_DIR": tempfile.mkdtemp(prefix="handpose-run-"),
-        # PNG only in the notebooks the tests run: the PDFs add seconds per notebook and are
-        # written by the same call (tests/test_plots.py checks both formats).
+        # PNG only, at 72 dpi, in the notebooks the tests run: the PDFs add seconds per
+        # notebook and are written by the same call, and 150 dpi adds a quarter to each
+        # figure (tests/test_plots.py checks both formats at the default resolution).
         "HANDPOSE_FIGURE_FORMATS": "png",
+        "HANDPOSE_FIGURE_DPI": "72",
     }
     for name, value in defaults.items():
         if not os.environ.get(name):
@@ -156,6 +177,7 @@ def published_dir() -> Path:
     Without either (no copy, no network) the test is skipped with the one-line
     PublishedUnavailable message as its reason.
     """
+    published = _handpose_lib().published
     try:
         return published.fetch_all()
     except published.PublishedUnavailable as err:
@@ -168,6 +190,7 @@ def smoke_outputs(request, tmp_path_factory) -> list[Path]:
 
     Those of this session's nbval run when it executed every numbered notebook and every cell
     passed; otherwise a smoke run of the runner, once."""
+    reproduce = _handpose_lib().reproduce
     expected = {f"notebooks/{p.name}" for p in reproduce.numbered_notebooks()}
     collected: dict[str, int] = {}
     for item in request.session.items:
@@ -191,6 +214,7 @@ def smoke_outputs(request, tmp_path_factory) -> list[Path]:
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """A test that changes torch's thread count does not change it for the tests after it."""
+    torch = _torch()
     threads = torch.get_num_threads()
     yield
     if torch.get_num_threads() != threads:
@@ -201,6 +225,7 @@ def _restore_torch_threads():
 def one_torch_thread():
     """torch on one thread for the test: the networks of the tests are tiny, and more threads
     only add overhead (or oversubscribe a machine that runs other work)."""
+    torch = _torch()
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

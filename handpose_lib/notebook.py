@@ -30,7 +30,7 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 from matplotlib.figure import Figure
 
 from handpose_lib import (
@@ -443,10 +443,18 @@ class Session:
 
     def save(self, fig: Figure, name: str, *, show: bool = True) -> None:
         """Write `fig` as <name>.png and <name>.pdf in the figures folder (listed by
-        `report`), then show it."""
-        self.written += plots.save_figure(fig, name, self.figures_dir)
-        if show:
+        `report`), then show the PNG just written: what the notebook shows is the file, and
+        the figure is drawn once for both (the inline backend would draw it again)."""
+        paths = plots.save_figure(fig, name, self.figures_dir)
+        self.written += paths
+        if not show:
+            return
+        png = next((p for p in paths if p.suffix == ".png"), None)
+        if png is None:  # PDF only ($HANDPOSE_FIGURE_FORMATS): let the backend draw it
             plt.show()
+            return
+        plt.close(fig)
+        display(saved_png(png, fig.dpi))
 
     def wrote(self, *files: str | os.PathLike) -> None:
         """Remember files the notebook wrote by other means (tables, predictions, JSON)."""
@@ -506,6 +514,18 @@ def methods_explorer_controls(
         options=["max", "mean", "joints"], description="curve", style={"button_width": "6em"}
     )
     return {"dataset": dataset_picker, "kind": curve_picker, "methods": method_picker}
+
+
+def saved_png(path: Path, screen_dpi: float) -> Image:
+    """The PNG at `path` (written at `plots.figure_dpi()`) for display at the size the inline
+    backend shows a figure of `screen_dpi`, so that a saved figure looks as an unsaved one
+    does, only sharper."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG file")
+    width_px = int.from_bytes(header[16:20], "big")  # the IHDR chunk's width field
+    return Image(filename=str(path), width=round(width_px * screen_dpi / plots.figure_dpi()))
 
 
 def show_source(*objects: object) -> None:

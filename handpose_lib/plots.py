@@ -34,6 +34,21 @@ from handpose_lib.viz import CENTER_STYLES
 # Writing figures
 
 FIGURE_DPI = 150
+ENV_FIGURE_DPI = "HANDPOSE_FIGURE_DPI"  # e.g. 300 for print; the test suite draws at 72
+
+
+def figure_dpi() -> float:
+    """The resolution `save_figure` writes PNGs at: $HANDPOSE_FIGURE_DPI, else FIGURE_DPI."""
+    chosen = os.environ.get(ENV_FIGURE_DPI, "").strip()
+    if not chosen:
+        return float(FIGURE_DPI)
+    try:
+        dpi = float(chosen)
+    except ValueError:
+        dpi = 0.0
+    if not 10 <= dpi <= 1200:
+        raise ValueError(f"{ENV_FIGURE_DPI}={chosen!r}: expected dots per inch, 10 to 1200")
+    return dpi
 
 
 ENV_FIGURE_FORMATS = "HANDPOSE_FIGURE_FORMATS"  # e.g. "png": the test suite skips the PDFs
@@ -52,19 +67,20 @@ def figure_formats() -> tuple[str, ...]:
 
 
 def save_figure(fig: Figure, name: str, figures_dir: str | os.PathLike) -> list[Path]:
-    """Write `fig` as `<name>.png` (FIGURE_DPI) and `<name>.pdf` in `figures_dir` (created
+    """Write `fig` as `<name>.png` (`figure_dpi()`) and `<name>.pdf` in `figures_dir` (created
     if missing; `figure_formats` says which), cropped to the drawn content; returns the
     paths written."""
     if not name or Path(name).name != name or Path(name).suffix in (".png", ".pdf"):
         raise ValueError(f"figure name {name!r}: expected a file stem such as 'loc_crops'")
     out_dir = Path(figures_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    dpi = figure_dpi()
     paths = []
     for fmt in figure_formats():
         path = out_dir / f"{name}.{fmt}"
         # A fixed creation date keeps regenerated PDFs byte-identical when nothing changed.
         metadata = {"CreationDate": None} if fmt == "pdf" else None
-        fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight", metadata=metadata)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     return paths
 

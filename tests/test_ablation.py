@@ -27,6 +27,7 @@ from handpose_lib.evaluate import MethodResult
 from handpose_lib.profiles import make_run_config
 from handpose_lib.training.config import (
     ConfigError,
+    RunConfig,
     SourceSpec,
     config_differences,
     weight_differences,
@@ -417,50 +418,35 @@ def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread)
     np.testing.assert_array_equal(again.result.errors_mm, run.result.errors_mm)
 
 
-@pytest.mark.slow  # spawn-pool worker processes
-def test_train_all_in_parallel_processes_matches_one_process(tmp_path, one_torch_thread):
+@pytest.mark.slow  # one pool of two spawned worker processes, each with a DataLoader worker
+def test_train_all_in_parallel_matches_one_process_and_names_a_failed_run(
+    tmp_path, one_torch_thread
+):
     """jobs=2 trains in two worker processes (here 1 thread each, as in the parent) and gives
-    the same runs as training one after another."""
-    base = tiny_base()
+    the same runs as training one after another; a run that fails is named while the others
+    finish. The workers start DataLoader workers (profiles with train.num_workers > 0), which
+    multiprocessing.Pool's daemonic workers could not ("daemonic processes are not allowed to
+    have children"); the batches do not depend on that (serial runs here load in-process)."""
+    base = tiny_base().with_overrides({"train.num_workers": 1})
+    # A run of another config already in direct_seed0's folder: the trainer refuses it.
+    other = base.with_overrides({"train.lr": 0.02, "train.num_workers": 0})
+    ablation.train_or_reuse(other, "direct", 0, tmp_path / "a" / "selfcomp", tmp_path / "p")
     said: list[str] = []
-    pair = ["plain", "direct"]
+    three = ["plain", "two_branch", "direct"]
+    with pytest.raises(RuntimeError, match=r"1 of 3 trainings failed.*direct_seed0: ConfigError"):
+        ablation.train_all(base, three, [0], tmp_path / "a", report=said.append, jobs=2)
+    assert "training 3 runs, 2 at a time with 1 thread(s) each" in said
+    assert {"plain_seed0: trained", "two_branch_seed0: trained"} <= set(said)
+    assert RunConfig.load(tmp_path / "a" / "selfcomp" / "plain_seed0").train.num_workers == 1
+    pair = ["plain", "two_branch"]
+    # Finished runs are not trained again.
     parallel = ablation.train_all(base, pair, [0], tmp_path / "a", report=said.append, jobs=2)
-    assert [r.origin for r in parallel] == ["trained (parallel)"] * 2
-    assert "training 2 runs, 2 at a time with 1 thread(s) each" in said
-    serial = ablation.train_all(base, pair, [0], tmp_path / "b", report=said.append)
+    assert [r.origin for r in parallel] == ["loaded (finished earlier)"] * 2
+    assert said[-3] == "training 0 runs, 1 at a time with 1 thread(s) each"
+    serial_base = base.with_overrides({"train.num_workers": 0})
+    serial = ablation.train_all(serial_base, pair, [0], tmp_path / "b", report=said.append)
     assert [r.origin for r in serial] == ["trained"] * 2
     for a, b in zip(parallel, serial, strict=True):
         np.testing.assert_array_equal(a.result.errors_mm, b.result.errors_mm)
-    # Finished runs are not trained again.
-    again = ablation.train_all(base, pair, [0], tmp_path / "a", report=said.append, jobs=2)
-    assert [r.origin for r in again] == ["loaded (finished earlier)"] * 2
-    assert said[-3] == "training 0 runs, 1 at a time with 1 thread(s) each"
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         ablation.train_all(base, pair, [0], tmp_path / "a", jobs=0)
-
-
-@pytest.mark.slow  # spawn-pool worker processes
-def test_train_all_parallel_reports_a_failed_run_by_name_and_finishes_the_others(
-    tmp_path, one_torch_thread
-):
-    base = tiny_base()
-    # A run of another config already in direct_seed0's folder: the trainer refuses it.
-    other = base.with_overrides({"train.lr": 0.02})
-    ablation.train_or_reuse(other, "direct", 0, tmp_path / "selfcomp", tmp_path / "p")
-    said: list[str] = []
-    with pytest.raises(RuntimeError, match=r"1 of 2 trainings failed.*direct_seed0: ConfigError"):
-        ablation.train_all(base, ["plain", "direct"], [0], tmp_path, report=said.append, jobs=2)
-    assert "plain_seed0: trained" in said
-    assert (tmp_path / "selfcomp" / "plain_seed0" / "summary.json").is_file()
-
-
-@pytest.mark.slow  # spawn-pool worker processes, each with a DataLoader worker
-def test_train_all_in_parallel_with_dataloader_workers(tmp_path, one_torch_thread):
-    """The pool's workers may start DataLoader workers (profiles with train.num_workers > 0):
-    multiprocessing.Pool's daemonic workers could not ("daemonic processes are not allowed to
-    have children")."""
-    base = tiny_base().with_overrides({"train.num_workers": 1})
-    said: list[str] = []
-    runs = ablation.train_all(base, ["plain", "direct"], [0], tmp_path, report=said.append, jobs=2)
-    assert [r.origin for r in runs] == ["trained (parallel)"] * 2
-    assert {"plain_seed0: trained", "direct_seed0: trained"} <= set(said)

@@ -4,6 +4,7 @@ averaging are right: two gloo processes of 16 give the gradients of one process 
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -68,8 +69,16 @@ GRADIENTS = textwrap.dedent(
 
 
 def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch.Tensor]:
+    """The gradients of GRADIENTS: under torchrun for more than one process, else in this
+    process (torchrun's one process is a plain run: WORLD_SIZE 1 joins no group)."""
     script, out = tmp_path / "gradients.py", tmp_path / f"grads_{mode}_{processes}.pt"
     script.write_text(GRADIENTS)
+    if processes == 1:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("WORLD_SIZE", raising=False)
+            patch.setattr(sys, "argv", [str(script), str(out), mode])
+            runpy.run_path(str(script), run_name="__main__")
+        return torch.load(out)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc_per_node", str(processes), str(script), str(out), mode]
@@ -78,7 +87,7 @@ def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch
     return torch.load(out)
 
 
-@pytest.mark.slow  # three processes under torchrun
+@pytest.mark.slow  # two processes under torchrun
 def test_two_processes_of_16_give_the_gradients_of_one_of_32(tmp_path):
     one, two = _gradients(tmp_path, 1), _gradients(tmp_path, 2)
     assert len(one) == len(two) > 0

@@ -23,7 +23,7 @@ class Clock:
 @pytest.fixture
 def small_matmuls(monkeypatch):
     """torch.randn returns small matrices (the timed matmul becomes trivial) and records the
-    size it was asked for, so the test checks n without paying for a 4096 x 4096 matmul."""
+    size it was asked for, so the test checks n without paying for a 2048 x 2048 matmul."""
     asked = []
     real_randn = torch.randn
 
@@ -36,21 +36,21 @@ def small_matmuls(monkeypatch):
 
 
 def test_rate_is_2_n_cubed_over_the_best_time(monkeypatch, small_matmuls):
-    # Three matmuls of 2.0, 0.5 and 1.0 s: the best is 0.5 s, n = 4096 on a CPU.
+    # Three matmuls of 2.0, 0.5 and 1.0 s: the best is 0.5 s, n = 2048 on a CPU.
     monkeypatch.setattr(machine.time, "perf_counter", Clock([2.0, 0.5, 1.0]))
     rate = machine.matmul_gflops("cpu", repeats=3)
-    assert small_matmuls == [(4096, 4096), (4096, 4096)]
-    assert rate == 2 * 4096**3 / 0.5 / 1e9  # 274.877906944 GFLOP/s
-    assert rate == pytest.approx(274.877906944, abs=1e-9)
+    assert small_matmuls == [(2048, 2048), (2048, 2048)]
+    assert rate == 2 * 2048**3 / 0.5 / 1e9  # 34.359738368 GFLOP/s
+    assert rate == pytest.approx(34.359738368, abs=1e-9)
 
 
 def test_rate_uses_every_repeat_and_at_least_one(monkeypatch, small_matmuls):
     # The best of five is the last one: a loop that stopped early would report 0.8 s.
     monkeypatch.setattr(machine.time, "perf_counter", Clock([0.8, 0.9, 0.8, 0.7, 0.25]))
-    assert machine.matmul_gflops(repeats=5) == pytest.approx(2 * 4096**3 / 0.25 / 1e9)
+    assert machine.matmul_gflops(repeats=5) == pytest.approx(2 * 2048**3 / 0.25 / 1e9)
     # repeats=0 still times one matmul (of 4.0 s) instead of dividing by infinity.
     monkeypatch.setattr(machine.time, "perf_counter", Clock([4.0]))
-    assert machine.matmul_gflops(repeats=0) == pytest.approx(2 * 4096**3 / 4.0 / 1e9)
+    assert machine.matmul_gflops(repeats=0) == pytest.approx(2 * 2048**3 / 4.0 / 1e9)
 
 
 def test_scaling_to_the_reference_machine_is_proportional_to_the_rate():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipywidgets
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from handpose_lib import notebook, paths, reproduce
+from handpose_lib import notebook, paths, plots, reproduce
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.floors import Floor
 
@@ -126,3 +127,35 @@ def test_a_notebook_opened_anywhere_never_writes_the_tracked_figures(monkeypatch
     monkeypatch.delenv("HANDPOSE_FIGURES_DIR", raising=False)
     assert paths.figures_dir() == paths.INTERACTIVE_FIGURES
     assert paths.COMMITTED_FIGURES not in paths.figures_dir().parents
+
+
+@pytest.mark.parametrize("formats", ["png", "png,pdf", "pdf"])
+def test_save_shows_the_png_it_wrote_at_the_inline_size(clean_env, monkeypatch, formats):
+    """The figure is drawn once: into its files, and the cell shows the PNG written (at the
+    size the inline backend would give the figure); with PDF only, the backend draws it."""
+    monkeypatch.setenv("HANDPOSE_FIGURE_FORMATS", formats)
+    shown, backend_shows = [], []
+    monkeypatch.setattr(notebook, "display", shown.append)
+    monkeypatch.setattr(notebook.plt, "show", lambda: backend_shows.append(True))
+    nb = notebook.start("smoke", run_dir=str(clean_env / "run"))
+    fig, ax = plt.subplots(figsize=(4, 2), dpi=80)
+    ax.plot([0, 1], [0, 1])
+    nb.save(fig, "line")
+    assert [p.name for p in nb.written] == [f"line.{f}" for f in formats.split(",")]
+    if "png" not in formats:
+        assert backend_shows == [True]
+        assert not shown
+        plt.close(fig)
+        return
+    assert not backend_shows
+    assert not plt.fignum_exists(fig.number)  # closed: the backend does not draw it again
+    (image,) = shown
+    png = nb.figures_dir / "line.png"
+    assert image.data == png.read_bytes()
+    width_px = int.from_bytes(png.read_bytes()[16:20], "big")
+    assert width_px > 4 * plots.figure_dpi() * 0.9  # 4 in, cropped to the content
+    assert image.width == round(width_px * 80 / plots.figure_dpi())
+    not_png = nb.figures_dir / "line.txt"
+    not_png.write_text("a text file, not a picture")
+    with pytest.raises(ValueError, match=r"line.txt: not a PNG file"):
+        notebook.saved_png(not_png, 80)

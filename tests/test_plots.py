@@ -49,7 +49,9 @@ def history(val_every=3):
 
 @pytest.fixture
 def both_formats(monkeypatch):
+    """What a user gets: both formats, at FIGURE_DPI (the test session sets PNG only, 72)."""
     monkeypatch.delenv(plots.ENV_FIGURE_FORMATS, raising=False)
+    monkeypatch.delenv(plots.ENV_FIGURE_DPI, raising=False)
 
 
 def test_figure_formats_come_from_the_environment(monkeypatch):
@@ -60,6 +62,23 @@ def test_figure_formats_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(plots.ENV_FIGURE_FORMATS, "png,svg")
     with pytest.raises(ValueError, match="HANDPOSE_FIGURE_FORMATS='png,svg'"):
         plots.figure_formats()
+
+
+def test_figure_dpi_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(plots.ENV_FIGURE_DPI, "300")
+    assert plots.figure_dpi() == 300.0
+    monkeypatch.setenv(plots.ENV_FIGURE_FORMATS, "png")
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [0, 1])
+    (path,) = plots.save_figure(fig, "line", tmp_path)
+    with Image.open(path) as png:
+        assert png.info["dpi"] == pytest.approx((300, 300), abs=0.05)
+    monkeypatch.setenv(plots.ENV_FIGURE_DPI, " ")
+    assert plots.figure_dpi() == plots.FIGURE_DPI
+    for bad in ("high", "0", "5000"):
+        monkeypatch.setenv(plots.ENV_FIGURE_DPI, bad)
+        with pytest.raises(ValueError, match=rf"HANDPOSE_FIGURE_DPI='{bad}': expected dots per"):
+            plots.figure_dpi()
 
 
 @pytest.mark.usefixtures("both_formats")

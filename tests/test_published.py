@@ -283,6 +283,40 @@ def test_files_printing_different_numbers_of_decimals_read_alike(tmp_path):
     np.testing.assert_array_equal(uvd[1].ravel(), [1.5, 2, 300, 4, 5, 6])
 
 
+def test_values_are_those_of_float_bit_for_bit(tmp_path):
+    """A clean file is read by pandas' C parser: its values must be those of Python's float()
+    on each field (the line-by-line reader), to the last bit, for every way of printing."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(-1e3, 1e3, (400, 6)) * 10.0 ** rng.integers(-6, 6, (400, 6))
+    texts = [[repr(float(v)) for v in row] for row in values]  # 17 significant digits
+    texts += [[f"{v:.3f}" for v in row] for row in values]
+    texts += [[f"{v:.6e}" for v in row] for row in values]
+    path = _write(tmp_path / "p.txt", [" ".join(row) for row in texts])
+    expected = np.array([[float(t) for t in row] for row in texts]).reshape(-1, 2, 3)
+    read = uvd_format.read_uvd(path, num_joints=2)
+    assert read.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ([_frame(), "  \t ", _frame()], r"p\.txt:2: blank line"),  # whitespace-only line
+        (["", _frame()], r"p\.txt:1: blank line"),  # a blank first line
+        ([_frame(), "1 2 3 4 5 6 7"], r"p\.txt:2: 7 values, expected 6"),  # one too many
+        (['1 2 3 4 5 "6"'], r"p\.txt:1: value 6 is '\"6\"', expected a number"),  # quoted
+        (["1 2 3 4 5 NA"], r"p\.txt:1: value 6 is 'NA', expected a number"),
+        (["1 2 3\r4 5 6"], r"p\.txt:1: 6 values"),  # a lone CR is no line break: fine
+    ],
+)
+def test_what_the_fast_reader_refuses_is_named_by_the_line_by_line_one(tmp_path, lines, error):
+    path = _write(tmp_path / "p.txt", lines)
+    if "6 values" in error:  # one line of six values, read alike by both
+        np.testing.assert_array_equal(uvd_format.read_uvd(path, 2).ravel(), [1, 2, 3, 4, 5, 6])
+        return
+    with pytest.raises(FormatError, match=error):
+        uvd_format.read_uvd(path, num_joints=2)
+
+
 def test_write_read_round_trip(tmp_path):
     uvd = np.random.default_rng(1).uniform(0, 500, (5, 14, 3))
     path = uvd_format.write_uvd(tmp_path / "out" / "pred.txt", uvd)

@@ -149,10 +149,10 @@ def test_numbered_notebooks_are_in_order():
 @pytest.mark.notebooks
 def test_hung_cell_is_reported_by_notebook_name(tmp_path, monkeypatch):
     slow = _notebook(tmp_path / "03_slow.ipynb", 'PROFILE = "cpu"', "import time\ntime.sleep(30)")
-    fast = dataclasses.replace(profiles.PROFILES["smoke"], cell_timeout_s=2)
+    fast = dataclasses.replace(profiles.PROFILES["smoke"], cell_timeout_s=1)
     monkeypatch.setitem(profiles.PROFILES, "smoke", fast)
     with pytest.raises(
-        reproduce.NotebookFailed, match=r"03_slow.ipynb: a cell ran longer than 2 s"
+        reproduce.NotebookFailed, match=r"03_slow.ipynb: a cell ran longer than 1 s"
     ):
         reproduce.reproduce(
             profile="smoke", output=tmp_path / "run", figures=tmp_path / "f", notebooks=[slow]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from handpose_lib.camera import ICVL
-from handpose_lib.datasets import icvl
+from handpose_lib.datasets import icvl, synthetic
 from handpose_lib.datasets.rendered_poses import RenderedPosesSource
 from handpose_lib.datasets.scene import LOCALIZATION_SCENE, SceneConfig
 from handpose_lib.datasets.synthetic import (
@@ -421,3 +421,28 @@ def test_scene_config_is_validated():
         SceneConfig(forearm_elevation_deg=(0.0, 80.0))
     with pytest.raises(ValueError, match="scene must be a SceneConfig"):
         SyntheticSource(2, scene={"background": True})
+
+
+def test_rendered_frames_are_kept_and_handed_out_as_copies(monkeypatch):
+    """A frame read again comes from the process's memo: equal to a fresh render, and a copy
+    that a consumer may change without changing the next read."""
+    synthetic.clear_render_memo()
+    source = synthetic.SyntheticSource(3, seed=5)
+    first = source[1]
+    first.depth_mm[:] = -1.0  # a consumer writing into its frame
+    again = source[1]
+    synthetic.clear_render_memo()
+    fresh = source[1]
+    np.testing.assert_array_equal(again.depth_mm, fresh.depth_mm)
+    np.testing.assert_array_equal(again.uvd, fresh.uvd)
+    assert (again.depth_mm > 0).any()
+    # Another seed, scene or config is another frame, never the kept one.
+    other = synthetic.SyntheticSource(3, seed=6)[1]
+    assert not np.array_equal(other.depth_mm, again.depth_mm)
+    # Within the byte budget only: past it, frames are rendered and not kept.
+    synthetic.clear_render_memo()
+    monkeypatch.setattr(synthetic, "RENDER_MEMO_BYTES", fresh.depth_mm.nbytes * 2)
+    for index in range(3):
+        source[index]
+    assert len(synthetic._RENDERED) == 1  # one frame (depth and uvd) fits, a second does not
+    synthetic.clear_render_memo()

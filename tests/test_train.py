@@ -32,14 +32,6 @@ from handpose_lib.training.inference import evaluate_run, load_model, predict, w
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
-
-
 def smoke(model: str = "attention", **overrides) -> RunConfig:
     return make_run_config("smoke", model).with_overrides(overrides)
 

@@ -196,6 +196,11 @@ class SyntheticSource:
 
     def __getitem__(self, index: int) -> DepthFrame:
         index = check_index(index, len(self), "SyntheticSource")
+        key = (self.seed, index, self.config, self.scene)
+        kept = _RENDERED.get(key)
+        if kept is not None:
+            depth, uvd = kept
+            return DepthFrame(depth.copy(), uvd.copy(), self.camera, self.name(index))
         rng = frame_rng(self.seed, index)
         hand = sample_hand(rng, self.config, self.camera)
         depth = render_frame(
@@ -208,7 +213,32 @@ class SyntheticSource:
             frame_rng(self.seed, index, SCENE_STREAM),
         )
         uvd = np.round(self.camera.xyz_to_uvd(hand.joints_xyz_mm), 3)
+        _keep_rendered(key, depth, uvd)
         return DepthFrame(depth, uvd, self.camera, self.name(index))
+
+
+# Frame i depends only on (seed, i, config, scene), and rendering one costs about 4 ms: a
+# training renders each frame again every epoch, validates on the same frames every epoch,
+# and notebook 04 trains eight runs on one set of frames. So a process keeps the frames it
+# rendered, up to RENDER_MEMO_BYTES (about 850 frames of 240 x 320), and hands out copies.
+RENDER_MEMO_BYTES = 256 * 2**20
+_RENDERED: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_rendered_bytes = 0
+
+
+def _keep_rendered(key: tuple, depth: np.ndarray, uvd: np.ndarray) -> None:
+    global _rendered_bytes
+    size = depth.nbytes + uvd.nbytes
+    if _rendered_bytes + size <= RENDER_MEMO_BYTES:
+        _RENDERED[key] = (depth.copy(), uvd.copy())
+        _rendered_bytes += size
+
+
+def clear_render_memo() -> None:
+    """Forget the frames this process rendered (they are rendered again on the next read)."""
+    global _rendered_bytes
+    _RENDERED.clear()
+    _rendered_bytes = 0
 
 
 # ------------------------------------------------------------------------- on-disk split
