@@ -135,7 +135,7 @@ test: setup lint ## lint, the unit tests and every notebook under nbval, on ever
 		--nbval-lax --nbval-current-env --durations=25
 
 test-fast: setup ## the unit tests less the slow, notebook and published-file ones
-	$(TEST_ENV) $(PY) -m pytest -m "not slow and not notebooks and not published" tests
+	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not notebooks and not published" tests
 
 # Interactive use: the kernel "Python (handpose)" runs this .venv. Figures written from
 # JupyterLab go to outputs/interactive/figures, so figures/ keeps the default run's.
