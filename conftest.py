@@ -71,7 +71,13 @@ SMOKE_OUTPUT_TESTS = ("tests/test_readme_figures.py::test_smoke_run_produces_eve
 # Tests long enough to be scheduled one by one rather than with their module.
 ONE_BY_ONE = ("tests/test_real_data_route.py::test_runner_runs_the_notebooks_on_the_dataset_files",)
 # Modules whose work comes in long units (kernels, trainings): scheduled early.
-HEAVY_MODULES = ("tests/test_pretrained.py", "tests/test_learning.py", "tests/test_train.py")
+HEAVY_MODULES = (
+    "tests/test_pretrained.py",
+    "tests/test_learning.py",
+    "tests/test_ablation.py",
+    "tests/test_batch_split.py",
+    "tests/test_train.py",
+)
 
 
 def _notebook_path(nodeid: str) -> str | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 
@@ -416,6 +417,37 @@ def test_runs_of_other_code_are_retrained_not_reused(tmp_path, one_torch_thread)
     assert ablation.reusable_run(run.run_dir, variant_config(base, "direct", 0))
     # Same config, seed and code: the retrained run gives the same numbers.
     np.testing.assert_array_equal(again.result.errors_mm, run.result.errors_mm)
+
+
+class InProcessPool:
+    """ProcessPoolExecutor's interface, each task run here when submitted: `train_all`'s
+    bookkeeping of a pool whose runs all succeed, without starting processes (a real pool:
+    the test below)."""
+
+    def __init__(self, workers: int, mp_context=None) -> None:
+        self.workers = workers
+
+    def __enter__(self) -> InProcessPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_result(fn(*args))
+        return future
+
+
+@pytest.mark.slow  # two small trainings
+def test_train_all_labels_the_runs_its_pool_trained(tmp_path, monkeypatch, one_torch_thread):
+    monkeypatch.setattr(ablation, "ProcessPoolExecutor", InProcessPool)
+    said: list[str] = []
+    pair = ["plain", "direct"]
+    runs = ablation.train_all(tiny_base(), pair, [0], tmp_path, report=said.append, jobs=2)
+    assert [r.origin for r in runs] == ["trained (parallel)"] * 2
+    assert "training 2 runs, 2 at a time with 1 thread(s) each" in said
+    assert {"plain_seed0: trained", "direct_seed0: trained"} <= set(said)
 
 
 @pytest.mark.slow  # one pool of two spawned worker processes, each with a DataLoader worker

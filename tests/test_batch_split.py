@@ -1,8 +1,12 @@
-"""How a step's batch is split over DDP processes, and that the split and the gradient
-averaging are right: two gloo processes of 16 give the gradients of one process of 32."""
+"""DDP on gloo: how a step's batch is split over the processes, that the split and the
+gradient averaging are right (two gloo processes of 16 give the gradients of one process of
+32), and the command-line trainer under torchrun (replicas identical, rank 0 writes the run).
+Both gloo checks share one torchrun start of two processes (about 7 s of interpreter, torch and
+torch._dynamo imports each time)."""
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -10,12 +14,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from handpose_lib.profiles import make_run_config
-from handpose_lib.training import engine
+from handpose_lib.training import distributed, engine
 from handpose_lib.training.config import TrainConfig
+from handpose_lib.training.inference import load_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,16 +69,16 @@ GRADIENTS = textwrap.dedent(
     loss.backward()
     if info.is_main:
         torch.save([p.grad.cpu() for p in model.parameters()], sys.argv[1])
-    distributed.finish(info)
     """
 )
+LEAVE_THE_GROUP = "distributed.finish(info)\n"
 
 
 def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch.Tensor]:
     """The gradients of GRADIENTS: under torchrun for more than one process, else in this
     process (torchrun's one process is a plain run: WORLD_SIZE 1 joins no group)."""
     script, out = tmp_path / "gradients.py", tmp_path / f"grads_{mode}_{processes}.pt"
-    script.write_text(GRADIENTS)
+    script.write_text(GRADIENTS + LEAVE_THE_GROUP)
     if processes == 1:
         with pytest.MonkeyPatch.context() as patch:
             patch.delenv("WORLD_SIZE", raising=False)
@@ -87,9 +93,38 @@ def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch
     return torch.load(out)
 
 
+# After GRADIENTS, in the same two processes: the command-line trainer, as
+# `torchrun --nproc_per_node 2 -m handpose_lib.train ARGS` runs it (`cli` is its entry point),
+# in the process group already joined (leaving it and joining a new one can hang gloo when
+# one rank leaves late).
+THEN_THE_TRAINER = """
+from handpose_lib import train as train_cli
+status = train_cli.cli(sys.argv[3:])
+distributed.finish(info)
+raise SystemExit(status)
+"""
+
+
+@pytest.fixture(scope="module")
+def gloo_pair(tmp_path_factory) -> tuple[list[torch.Tensor], Path]:
+    """One torchrun start of two gloo processes: the gradients of GRADIENTS (mode "eval"),
+    then a one-epoch smoke run of the command-line trainer; the gradients and the run folder."""
+    folder = tmp_path_factory.mktemp("gloo")
+    script, out, run_dir = folder / "gloo_pair.py", folder / "grads_eval_2.pt", folder / "ddp"
+    script.write_text(GRADIENTS + THEN_THE_TRAINER)
+    trainer = ["--profile", "smoke", "--model", "attention", "--run-dir", str(run_dir)]
+    trainer += ["--device", "cpu", "--set", "train.epochs=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(script), str(out), "eval", *trainer]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out), run_dir
+
+
 @pytest.mark.slow  # two processes under torchrun
-def test_two_processes_of_16_give_the_gradients_of_one_of_32(tmp_path):
-    one, two = _gradients(tmp_path, 1), _gradients(tmp_path, 2)
+def test_two_processes_of_16_give_the_gradients_of_one_of_32(tmp_path, gloo_pair):
+    one, two = _gradients(tmp_path, 1), gloo_pair[0]
     assert len(one) == len(two) > 0
     for a, b in zip(one, two, strict=True):
         assert a is not None
@@ -128,3 +163,18 @@ def test_sync_batchnorm_over_two_gpus_of_16_gives_the_gradients_of_one_of_32(tmp
     one, two = _gradients(tmp_path, 1, "sync"), _gradients(tmp_path, 2, "sync")
     for a, b in zip(one, two, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.slow  # two processes under torchrun
+def test_ddp_two_processes_on_gloo(gloo_pair):
+    run_dir = gloo_pair[1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    digest_0, digest_1 = summary["replica_digests"]
+    assert digest_0 == digest_1
+    model, _ = load_model(run_dir, "last")
+    assert distributed.parameter_digest(model) == digest_0
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
+    written = {"config.json", "checkpoint.pt", "best.pt", "metrics.csv", "summary.json"}
+    written |= {"progress.json"}
+    assert {p.name for p in run_dir.iterdir()} == written  # rank 0 only, no temporary files

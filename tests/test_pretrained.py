@@ -206,11 +206,10 @@ def test_package_registry_matches_the_checkout_copy():
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_notebook_04_and_notebook_03s_model_use_a_shipped_set(long_output, tmp_path, monkeypatch):
+def test_notebooks_03_and_04_use_a_shipped_set(long_output, tmp_path, monkeypatch):
     """The notebooks' default path: with a shipped set that fits the profile (here a set of
-    smoke runs, registered through HANDPOSE_PRETRAINED_REGISTRY) notebook 04 evaluates the
-    shipped variants instead of training (run here), and notebook 03's model is the shipped
-    attention model (`Session.pose_model`, the call its cell makes; one kernel fewer)."""
+    smoke runs, registered through HANDPOSE_PRETRAINED_REGISTRY) notebook 03 shows the shipped
+    attention model and notebook 04 evaluates the shipped variants instead of training."""
     root, _ = long_output
     out = tmp_path / "pretrained"
     rows = pretrained.export_set(root, "long", [0], out_root=out)
@@ -220,26 +219,23 @@ def test_notebook_04_and_notebook_03s_model_use_a_shipped_set(long_output, tmp_p
     monkeypatch.setenv(pretrained.ENV_LOCAL_DIR, str(out))
     monkeypatch.setenv("HANDPOSE_PROFILE", "smoke")
     run_dir, figures = tmp_path / "run", tmp_path / "figures"
-    nb = notebook.start("smoke", run_dir=str(run_dir), output_dir=str(figures))
-    pose = nb.pose_model(nb.run_config("attention"))
-    assert (pose.name, pose.suffix) == ("attention (shipped)", "_shipped")
-    assert pose.run_dir == run_dir.resolve() / "shipped" / "attention_seed0"
-    assert pretrained.is_materialized(pose.run_dir)
-    assert not (run_dir / "pose_attention").exists()  # nothing trained for notebook 03
     parameters = {
         "PROFILE": "smoke",
         "RUN_DIR": str(run_dir),
         "OUTPUT_DIR": str(figures),
         "HEADLESS": True,
     }
-    papermill.execute_notebook(
-        REPO_ROOT / "notebooks" / "04_self_comparison.ipynb",
-        tmp_path / "04_self_comparison.ipynb",
-        parameters=parameters,
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    assert not (run_dir / "selfcomp").exists()  # nothing trained in notebook 04
+    for name in ("03_pose_training", "04_self_comparison"):
+        papermill.execute_notebook(
+            REPO_ROOT / "notebooks" / f"{name}.ipynb",
+            tmp_path / f"{name}.ipynb",
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+        )
+    assert not (run_dir / "pose_attention").exists()  # nothing trained in notebook 03
+    assert not (run_dir / "selfcomp").exists()  # nor in notebook 04
+    assert pretrained.is_materialized(run_dir / "shipped" / "attention_seed0")
     for variant in PAPER_ORDER:
         assert (run_dir / "predictions" / f"long_{variant}_seed0.txt").is_file()
     text = (tmp_path / "04_self_comparison.ipynb").read_text()
@@ -247,6 +243,9 @@ def test_notebook_04_and_notebook_03s_model_use_a_shipped_set(long_output, tmp_p
     assert "comparisons: ['smoke budget, shipped weights']" in text  # none trained here
     assert (figures / "self_comparison_validation_by_step.png").is_file()
     assert (figures / "fig3b_self_comparison_success_frames.png").is_file()
+    assert "attention (shipped) mean error" in (tmp_path / "03_pose_training.ipynb").read_text()
+    assert (figures / "pose_attention_errors_shipped.png").is_file()  # not the trained one's name
+    assert not (figures / "pose_attention_errors.png").exists()
 
 
 def test_reexport_registers_only_this_exports_files(long_output, tmp_path):

@@ -295,6 +295,7 @@ def test_values_are_those_of_float_bit_for_bit(tmp_path):
     expected = np.array([[float(t) for t in row] for row in texts]).reshape(-1, 2, 3)
     read = uvd_format.read_uvd(path, num_joints=2)
     assert read.tobytes() == expected.tobytes()
+    assert read.flags.c_contiguous
 
 
 @pytest.mark.parametrize(
@@ -306,6 +307,10 @@ def test_values_are_those_of_float_bit_for_bit(tmp_path):
         (['1 2 3 4 5 "6"'], r"p\.txt:1: value 6 is '\"6\"', expected a number"),  # quoted
         (["1 2 3 4 5 NA"], r"p\.txt:1: value 6 is 'NA', expected a number"),
         (["1 2 3\r4 5 6"], r"p\.txt:1: 6 values"),  # a lone CR is no line break: fine
+        (["TRUE 2 3 4 5 6", "false 2 3 4 5 6"], r"p\.txt:1: value 1 is 'TRUE', expected a n"),
+        (["\ufeff1 2 3 4 5 6"], r"p\.txt:1: value 1 is '\\ufeff1', expected a number"),  # BOM
+        # The first fault in the file is named, whatever its kind.
+        (["x 2 3 4 5 6", _frame(), "1 2"], r"p\.txt:1: value 1 is 'x', expected a number"),
     ],
 )
 def test_what_the_fast_reader_refuses_is_named_by_the_line_by_line_one(tmp_path, lines, error):

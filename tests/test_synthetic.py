@@ -43,6 +43,16 @@ def synthetic_frames():
     return source, [source[i] for i in range(len(source))]
 
 
+@pytest.fixture(autouse=True)
+def _render_every_frame(monkeypatch):
+    """Nothing from the memo of rendered frames: the tests below compare renders, which a kept
+    copy would make equal whatever the renderer did (the memo's own test turns it on)."""
+    synthetic.clear_render_memo()
+    monkeypatch.setattr(synthetic, "RENDER_MEMO_BYTES", 0)
+    yield
+    synthetic.clear_render_memo()
+
+
 def _same(a, b) -> bool:
     return np.array_equal(a.depth_mm, b.depth_mm) and np.array_equal(a.uvd, b.uvd)
 
@@ -425,24 +435,34 @@ def test_scene_config_is_validated():
 
 def test_rendered_frames_are_kept_and_handed_out_as_copies(monkeypatch):
     """A frame read again comes from the process's memo: equal to a fresh render, and a copy
-    that a consumer may change without changing the next read."""
-    synthetic.clear_render_memo()
+    that a consumer may change without changing the next read; another source's frame of the
+    same index is never the kept one."""
+    frame_bytes = 240 * 320 * 4 + 16 * 3 * 8
+    monkeypatch.setattr(synthetic, "RENDER_MEMO_BYTES", 64 * frame_bytes)
     source = synthetic.SyntheticSource(3, seed=5)
     first = source[1]
     first.depth_mm[:] = -1.0  # a consumer writing into its frame
     again = source[1]
+    assert len(synthetic._RENDERED) == 1
     synthetic.clear_render_memo()
     fresh = source[1]
     np.testing.assert_array_equal(again.depth_mm, fresh.depth_mm)
     np.testing.assert_array_equal(again.uvd, fresh.uvd)
     assert (again.depth_mm > 0).any()
-    # Another seed, scene or config is another frame, never the kept one.
-    other = synthetic.SyntheticSource(3, seed=6)[1]
-    assert not np.array_equal(other.depth_mm, again.depth_mm)
-    # Within the byte budget only: past it, frames are rendered and not kept.
+    others = [
+        synthetic.SyntheticSource(3, seed=6),
+        synthetic.SyntheticSource(3, seed=5, scene=LOCALIZATION_SCENE),
+        synthetic.SyntheticSource(3, seed=5, config=replace(source.config, noise_std_mm=9.0)),
+    ]
+    for other in others:
+        assert not np.array_equal(other[1].depth_mm, fresh.depth_mm), other
+    # A source larger than the budget is rendered every time; within it, the budget holds.
     synthetic.clear_render_memo()
-    monkeypatch.setattr(synthetic, "RENDER_MEMO_BYTES", fresh.depth_mm.nbytes * 2)
+    synthetic.SyntheticSource(65, seed=5)[0]
+    assert not synthetic._RENDERED
+    monkeypatch.setattr(synthetic, "RENDER_MEMO_BYTES", 4 * frame_bytes)
     for index in range(3):
         source[index]
-    assert len(synthetic._RENDERED) == 1  # one frame (depth and uvd) fits, a second does not
-    synthetic.clear_render_memo()
+    synthetic.SyntheticSource(3, seed=7)[0]  # a fourth frame
+    synthetic.SyntheticSource(3, seed=8)[0]  # a fifth: past the budget, not kept
+    assert len(synthetic._RENDERED) == 4

@@ -1,13 +1,11 @@
-"""Trainer: config round trip, training end to end, exact resume, divergence stop, DDP on gloo,
-predictions in the community format, device fallback. Smoke sizes (32 px crops, 16 frames)."""
+"""Trainer: config round trip, training end to end, exact resume, divergence stop, predictions
+in the community format, device fallback (DDP on gloo: tests/test_batch_split.py). Smoke sizes
+(32 px crops, 16 frames)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -21,15 +19,13 @@ from handpose_lib import train as cli
 from handpose_lib.datasets.scene import LOCALIZATION_SCENE
 from handpose_lib.evaluate import evaluate_uvd
 from handpose_lib.profiles import make_run_config
-from handpose_lib.training import data, distributed, engine
+from handpose_lib.training import data, engine
 from handpose_lib.training.checkpoint import load_checkpoint
 from handpose_lib.training.config import ConfigError, RunConfig, SourceSpec, center_kind
 from handpose_lib.training.data import read_centers
 from handpose_lib.training.distributed import select_device
 from handpose_lib.training.engine import TrainingDiverged, train
 from handpose_lib.training.inference import evaluate_run, load_model, predict, write_predictions
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def smoke(model: str = "attention", **overrides) -> RunConfig:
@@ -210,44 +206,6 @@ def test_device_selection_falls_back_to_cpu(monkeypatch):
         select_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert select_device("auto", local_rank=1) == torch.device("cuda", 1)
-
-
-@pytest.mark.slow  # two processes under torchrun
-def test_ddp_two_processes_on_gloo(tmp_path):
-    run_dir = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--standalone",
-        "-m",
-        "handpose_lib.train",
-        "--profile",
-        "smoke",
-        "--model",
-        "attention",
-        "--run-dir",
-        str(run_dir),
-        "--device",
-        "cpu",
-        "--set",
-        "train.epochs=1",
-    ]
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["world_size"] == 2
-    digest_0, digest_1 = summary["replica_digests"]
-    assert digest_0 == digest_1
-    model, _ = load_model(run_dir, "last")
-    assert distributed.parameter_digest(model) == digest_0
-    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
-    written = {"config.json", "checkpoint.pt", "best.pt", "metrics.csv", "summary.json"}
-    written |= {"progress.json"}
-    assert {p.name for p in run_dir.iterdir()} == written  # rank 0 only, no temporary files
 
 
 def test_scene_is_on_for_the_localization_training_data_only(tmp_path):

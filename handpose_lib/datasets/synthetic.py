@@ -196,7 +196,7 @@ class SyntheticSource:
 
     def __getitem__(self, index: int) -> DepthFrame:
         index = check_index(index, len(self), "SyntheticSource")
-        key = (self.seed, index, self.config, self.scene)
+        key = (type(self), self.camera, self.seed, index, self.config, self.scene)
         kept = _RENDERED.get(key)
         if kept is not None:
             depth, uvd = kept
@@ -213,23 +213,25 @@ class SyntheticSource:
             frame_rng(self.seed, index, SCENE_STREAM),
         )
         uvd = np.round(self.camera.xyz_to_uvd(hand.joints_xyz_mm), 3)
-        _keep_rendered(key, depth, uvd)
+        _keep_rendered(key, depth, uvd, len(self))
         return DepthFrame(depth, uvd, self.camera, self.name(index))
 
 
 # Frame i depends only on (seed, i, config, scene), and rendering one costs about 4 ms: a
 # training renders each frame again every epoch, validates on the same frames every epoch,
-# and notebook 04 trains eight runs on one set of frames. So a process keeps the frames it
-# rendered, up to RENDER_MEMO_BYTES (about 850 frames of 240 x 320), and hands out copies.
-RENDER_MEMO_BYTES = 256 * 2**20
+# and notebook 04 trains eight runs on one set of frames. So a process keeps the frames of a
+# source small enough to keep whole (within RENDER_MEMO_BYTES, about 400 frames of 240 x 320,
+# for all sources together) and hands out copies; the frames of a larger source, which a
+# training would rarely revisit before the memo filled, are rendered every time.
+RENDER_MEMO_BYTES = 128 * 2**20
 _RENDERED: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 _rendered_bytes = 0
 
 
-def _keep_rendered(key: tuple, depth: np.ndarray, uvd: np.ndarray) -> None:
+def _keep_rendered(key: tuple, depth: np.ndarray, uvd: np.ndarray, source_frames: int) -> None:
     global _rendered_bytes
     size = depth.nbytes + uvd.nbytes
-    if _rendered_bytes + size <= RENDER_MEMO_BYTES:
+    if source_frames * size <= RENDER_MEMO_BYTES and _rendered_bytes + size <= RENDER_MEMO_BYTES:
         _RENDERED[key] = (depth.copy(), uvd.copy())
         _rendered_bytes += size
 
