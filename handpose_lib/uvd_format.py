@@ -13,6 +13,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,11 @@ def read_uvd(
     return values.reshape(-1, num_joints, 3)
 
 
+# pandas 3 parses floats as float() does; pandas 2 only with "round_trip" (its default
+# "high" reads some of the 14-decimal published values one unit in the last place apart).
+_EXACT_FLOATS: Literal["round_trip"] | None = (
+    "round_trip" if int(pd.__version__.split(".")[0]) < 3 else None
+)
 _BLANK_LINE_INSIDE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
@@ -73,7 +79,12 @@ def _well_formed_table(text: str, expected_fields: int) -> np.ndarray | None:
         return None  # a byte-order mark or TRUE / false, which pandas would read as numbers
     try:
         table = pd.read_csv(
-            io.StringIO(body), sep=r"\s+", header=None, dtype=np.float64, quoting=csv.QUOTE_NONE
+            io.StringIO(body),
+            sep=r"\s+",
+            header=None,
+            dtype=np.float64,
+            quoting=csv.QUOTE_NONE,
+            float_precision=_EXACT_FLOATS,
         ).to_numpy()
     except (ValueError, pd.errors.ParserError):
         return None
