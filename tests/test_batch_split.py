@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import signal
 import subprocess
 import sys
 import textwrap
@@ -74,6 +75,29 @@ GRADIENTS = textwrap.dedent(
 LEAVE_THE_GROUP = "distributed.finish(info)\n"
 
 
+def _torchrun(
+    command: list[str], env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess:
+    """`command` (a torchrun) in a session of its own: past the timeout the launcher and its
+    ranks are killed together (killing the launcher alone would leave hung ranks behind)."""
+    with subprocess.Popen(
+        command,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"ran past {timeout} s; killed with its children:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch.Tensor]:
     """The gradients of GRADIENTS: under torchrun for more than one process, else in this
     process (torchrun's one process is a plain run: WORLD_SIZE 1 joins no group)."""
@@ -88,7 +112,7 @@ def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc_per_node", str(processes), str(script), str(out), mode]
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    done = _torchrun(command, env)
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out)
 
@@ -117,7 +141,7 @@ def gloo_pair(tmp_path_factory) -> tuple[list[torch.Tensor], Path]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc_per_node", "2", str(script), str(out), "eval", *trainer]
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    done = _torchrun(command, env)
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out), run_dir
 
