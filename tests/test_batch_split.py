@@ -75,11 +75,13 @@ GRADIENTS = textwrap.dedent(
 LEAVE_THE_GROUP = "distributed.finish(info)\n"
 
 
-def _torchrun(
-    command: list[str], env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess:
-    """`command` (a torchrun) in a session of its own: past the timeout the launcher and its
-    ranks are killed together (killing the launcher alone would leave hung ranks behind)."""
+def _torchrun(processes: int, *args: str, timeout: float = 180) -> None:
+    """`torchrun --standalone --nproc_per_node PROCESSES ARGS`, one torch thread per rank, in a
+    session of its own: past the timeout the launcher and its ranks are killed together
+    (killing the launcher alone would leave hung ranks behind)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", str(processes), *args]
     with subprocess.Popen(
         command,
         env=env,
@@ -90,12 +92,12 @@ def _torchrun(
         start_new_session=True,
     ) as process:
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
+            _, stderr = process.communicate()
             pytest.fail(f"ran past {timeout} s; killed with its children:\n{stderr[-3000:]}")
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    assert process.returncode == 0, stderr[-3000:]
 
 
 def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch.Tensor]:
@@ -109,11 +111,7 @@ def _gradients(tmp_path: Path, processes: int, mode: str = "eval") -> list[torch
             patch.setattr(sys, "argv", [str(script), str(out), mode])
             runpy.run_path(str(script), run_name="__main__")
         return torch.load(out)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", str(processes), str(script), str(out), mode]
-    done = _torchrun(command, env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _torchrun(processes, str(script), str(out), mode)
     return torch.load(out)
 
 
@@ -138,11 +136,7 @@ def gloo_pair(tmp_path_factory) -> tuple[list[torch.Tensor], Path]:
     script.write_text(GRADIENTS + THEN_THE_TRAINER)
     trainer = ["--profile", "smoke", "--model", "attention", "--run-dir", str(run_dir)]
     trainer += ["--device", "cpu", "--set", "train.epochs=1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", str(script), str(out), "eval", *trainer]
-    done = _torchrun(command, env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _torchrun(2, str(script), str(out), "eval", *trainer)
     return torch.load(out), run_dir
 
 
