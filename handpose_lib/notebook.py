@@ -30,6 +30,7 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import PIL.Image
 from IPython.display import Image, Markdown, display
 from matplotlib.figure import Figure
 
@@ -520,11 +521,13 @@ def saved_png(path: Path, screen_dpi: float) -> Image:
     """The PNG at `path` (written at `plots.figure_dpi()`) for display at the size the inline
     backend shows a figure of `screen_dpi`, so that a saved figure looks as an unsaved one
     does, only sharper."""
-    with open(path, "rb") as f:
-        header = f.read(24)
-    if header[:8] != b"\x89PNG\r\n\x1a\n":
+    try:
+        with PIL.Image.open(path) as png:  # reads the header only
+            kind, width_px = png.format, png.width
+    except PIL.UnidentifiedImageError:
+        kind = None
+    if kind != "PNG":
         raise ValueError(f"{path}: not a PNG file")
-    width_px = int.from_bytes(header[16:20], "big")  # the IHDR chunk's width field
     return Image(filename=str(path), width=round(width_px * screen_dpi / plots.figure_dpi()))
 
 
