@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from handpose_lib import conventions, metrics, published, uvd_format
 from handpose_lib.camera import Camera, camera_for
@@ -156,9 +157,6 @@ def evaluate_published(
 
 def format_table(results: list[MethodResult], dataset: str) -> str:
     """A readable text table: one row per result, mean and per-joint errors (mm)."""
-    # Imported here: only the text table needs pandas, and the CLI starts faster without it.
-    import pandas as pd  # noqa: PLC0415
-
     names = JOINT_NAMES[dataset]
     rows = []
     for r in results:
