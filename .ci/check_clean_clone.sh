@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The acceptance check of issue 9: a clean clone with nothing beside it gets the published files
-# from a loopback server standing in for the upstream, passes `make test` and
-# `make reproduce PROFILE=smoke`, then passes `make reproduce PROFILE=smoke` again with the
-# server gone (no network; the cache is enough). figures/ must be untouched by the smoke runs.
+# The acceptance check of issues 9 and 28: a clean clone with nothing beside it gets the published
+# files from a loopback server standing in for the upstream and passes `make test` twice: once
+# with the mirror serving both manifests at its root (the registry is compared with them), once
+# with a mirror of only the registry's files, as data/README.md lays one out (that comparison is
+# skipped with its reason; every file downloads again into an empty cache). Then it passes
+# `make reproduce PROFILE=smoke`, and again with the server gone (no network; the cache is
+# enough). figures/ must be untouched by the smoke runs.
 #
 #   .ci/check_clean_clone.sh [--worktree] [--skip-test]
 #
@@ -81,8 +84,19 @@ figures_state() { find figures -type f -exec sha256sum {} + 2>/dev/null | sort; 
 BEFORE="$(figures_state)"
 
 if [ "$RUN_TESTS" = 1 ]; then
-  echo "== make test (files from $HANDPOSE_PUBLISHED_URL)"
-  time make test
+  echo "== make test (files from $HANDPOSE_PUBLISHED_URL, manifests served)"
+  time make test 2>&1 | tee "$WORK/test-with-manifests.log"
+  # The same mirror without its manifests, and an empty cache: everything downloads again.
+  mkdir "$WORK/manifests-aside"
+  mv "$UPSTREAM/MANIFEST.tsv" "$UPSTREAM/MORE_MANIFEST.tsv" "$WORK/manifests-aside/"
+  echo "== make test (files from $HANDPOSE_PUBLISHED_URL, no manifest served, empty cache)"
+  HANDPOSE_CACHE_DIR="$WORK/cache-no-manifests" make test 2>&1 \
+    | tee "$WORK/test-without-manifests.log"
+  grep -q "SKIPPED.*serves no manifest" "$WORK/test-without-manifests.log" \
+    || { echo "FAIL: the manifest comparison was not skipped for its reason" >&2; exit 1; }
+  mv "$WORK/manifests-aside/"* "$UPSTREAM/"
+  echo "summary, manifests served:    $(grep -E '^=+ .*(passed|failed)' "$WORK/test-with-manifests.log" | tail -1)"
+  echo "summary, no manifest served: $(grep -E '^=+ .*(passed|failed)' "$WORK/test-without-manifests.log" | tail -1)"
 fi
 echo "== make reproduce PROFILE=smoke (online)"
 time make reproduce PROFILE=smoke

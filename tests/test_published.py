@@ -1,6 +1,10 @@
 import csv
+import functools
+import http.server
 import io
 import shutil
+import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -30,29 +34,55 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 MANIFESTS = ("MANIFEST.tsv", "MORE_MANIFEST.tsv")
 
 
-def _manifest_rows(published_dir: Path, name: str) -> list[dict[str, str]]:
-    """The rows of manifest `name` of the local copy; on the download route, the one a mirror
-    serves at its root (HANDPOSE_PUBLISHED_URL + name, as .ci/check_clean_clone.sh's server
-    does). GitHub, the default, serves none: only then is the comparison skipped."""
-    local = published_dir / name
-    if local.is_file():
-        text = local.read_text()
-    elif published.base_url() == published.GITHUB_RAW_URL:
-        pytest.skip(f"download route from GitHub, which serves no {name}")
-    else:
-        url = published.base_url() + name
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                text = response.read().decode()
-        except OSError as err:
-            pytest.fail(f"the mirror {published.base_url()} serves no {name} ({url}: {err})")
+def _served_manifest(name: str) -> str | None:
+    """Manifest `name` as the mirror serves it at its root (HANDPOSE_PUBLISHED_URL + name), or
+    None where it answers 404: data/README.md lets a mirror hold only the registry's files."""
+    url = published.base_url() + name
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read().decode()
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return None
+        pytest.fail(f"the mirror {published.base_url()} answered {err.code} for {url}: {err}")
+    except OSError as err:
+        pytest.fail(f"the mirror {published.base_url()} could not be read ({url}: {err})")
+
+
+def _manifest_texts(published_dir: Path) -> dict[str, str]:
+    """Both manifests: from the local copy; on the download route, as a mirror serves them.
+
+    Skipped where there is nothing to compare with: GitHub (the default) publishes no manifest,
+    and a mirror may serve none (404 for both). A mirror serving one of the two fails: half a
+    comparison would pass a registry that lost the other manifest's rows."""
+    if all((published_dir / name).is_file() for name in MANIFESTS):
+        return {name: (published_dir / name).read_text() for name in MANIFESTS}
+    if published.base_url() == published.GITHUB_RAW_URL:
+        pytest.skip("download route from GitHub, which serves no MANIFEST.tsv / MORE_MANIFEST.tsv")
+    served = {name: _served_manifest(name) for name in MANIFESTS}
+    missing = [name for name, text in served.items() if text is None]
+    if len(missing) == len(MANIFESTS):
+        pytest.skip(
+            f"the mirror {published.base_url()} serves no manifest (404 for "
+            f"{' and '.join(MANIFESTS)}): nothing to compare the registry with"
+        )
+    if missing:
+        pytest.fail(
+            f"the mirror {published.base_url()} serves {', '.join(set(MANIFESTS) - set(missing))} "
+            f"but not {', '.join(missing)}: serve both manifests at its root, or neither"
+        )
+    return {name: text for name, text in served.items() if text is not None}
+
+
+def _rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text), delimiter="\t"))
 
 
 def test_registry_lists_every_file_of_both_manifests_with_its_checksum(published_dir):
     """MANIFEST.tsv: the evaluation kit's files, by upstream path at the kit's pinned commit;
     MORE_MANIFEST.tsv: files of several repositories, each by its full pinned address."""
-    first, more = (_manifest_rows(published_dir, name) for name in MANIFESTS)
+    texts = _manifest_texts(published_dir)
+    first, more = (_rows(texts[name]) for name in MANIFESTS)
     entries = {e.path: e for e in published.registry()}
     assert len(entries) == len(published.registry())  # no path twice
     assert set(entries) == {r["path"] for r in first} | {r["path"] for r in more}
@@ -73,6 +103,55 @@ def test_registry_lists_every_file_of_both_manifests_with_its_checksum(published
         assert (entry.kind, entry.method, entry.venue) == (row["kind"], row["method"], row["venue"])
         assert entry.year == int(row["year"])
         assert entry.note == row["note"]
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch) -> Path:
+    """A loopback mirror (its root folder returned) and no local copy: the download route."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    monkeypatch.setenv(published.ENV_BASE_URL, f"http://127.0.0.1:{server.server_port}/")
+    yield root
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_a_mirror_without_manifests_skips_the_comparison_with_its_reason(mirror, tmp_path):
+    with pytest.raises(pytest.skip.Exception, match=r"serves no manifest \(404 for MANIFEST\.tsv"):
+        _manifest_texts(tmp_path / "cache")
+
+
+def test_a_mirror_serving_one_manifest_of_two_fails(mirror, tmp_path):
+    (mirror / "MANIFEST.tsv").write_text("path\tsha256\n")
+    with pytest.raises(pytest.fail.Exception, match=r"but not MORE_MANIFEST\.tsv"):
+        _manifest_texts(tmp_path / "cache")
+
+
+def test_a_served_manifest_that_disagrees_with_the_registry_fails(mirror, tmp_path):
+    """Where the mirror serves the manifests the comparison runs, and catches a wrong row."""
+    entry = next(e for e in published.registry() if e.repository == published.UPSTREAM_REPO)
+    more = next(e for e in published.registry() if e.repository != published.UPSTREAM_REPO)
+    head = "path\tupstream_path\tsha256\tbytes\n"
+    (mirror / "MANIFEST.tsv").write_text(
+        head + f"{entry.path}\t{entry.upstream_path}\t{'0' * 64}\t{entry.bytes}\n"
+    )
+    (mirror / "MORE_MANIFEST.tsv").write_text(f"path\turl\n{more.path}\t{more.upstream_url}\n")
+    texts = _manifest_texts(tmp_path / "cache")
+    row = _rows(texts["MANIFEST.tsv"])[0]
+    assert row["path"] == entry.path
+    assert row["sha256"] != entry.sha256
+    with pytest.raises(AssertionError):
+        test_registry_lists_every_file_of_both_manifests_with_its_checksum(tmp_path / "cache")
 
 
 def test_every_row_has_its_own_pinned_upstream_address():
