@@ -25,13 +25,19 @@ DATA_ROOT ?=
 CENTERS ?=
 # pose: notebook 04 evaluates the shipped long-budget self-comparison; all: it retrains it too
 RETRAIN ?=
-# how many of notebook 04's trainings run at once (with RETRAIN=all)
+# how many of notebook 04's trainings run at once (with RETRAIN=all; default: one per visible
+# GPU, 1 on a CPU)
 JOBS ?=
 # a subset of the notebooks by number, e.g. NOTEBOOKS=01,02,03,05 (default: all)
 NOTEBOOKS ?=
 # notebook 04: seeds per variant and the variants compared (default: the profile's, all four)
 SEEDS ?=
 VARIANTS ?=
+# where the notebooks train: auto (CUDA when usable), cuda or cpu (the paper profiles refuse a
+# CPU unless it is named: DEVICE=cpu)
+DEVICE ?=
+# the run folder (default outputs/<profile>-<dataset>, make rehearse: ...-rehearsal)
+OUTPUT ?=
 # The lock of this platform: the exact versions the committed numbers were measured with (the
 # Linux one) or resolved from them (macOS). Elsewhere LOCK is empty and setup installs
 # pyproject.toml's ranges, with a warning. `make setup LOCK=` does that on any platform.
@@ -54,7 +60,7 @@ LAB_ARGS ?=
 # (HANDPOSE_PUBLISHED_DIR, or ../shared/published beside the checkout), otherwise from the
 # download cache (handpose_lib/published.py decides; nothing to set here).
 
-.PHONY: help setup reproduce test test-fast lint format hooks lab which-python clean
+.PHONY: help setup reproduce rehearse test test-fast lint format hooks lab which-python clean
 
 # Says which interpreter creates .venv, or why none can.
 define CHECK_PYTHON
@@ -109,7 +115,16 @@ reproduce: setup ## run every notebook through papermill, write figures/ (PROFIL
 		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(CENTERS),--centers $(CENTERS)) \
 		$(if $(RETRAIN),--retrain $(RETRAIN)) $(if $(JOBS),--jobs $(JOBS)) \
 		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) $(if $(SEEDS),--seeds $(SEEDS)) \
-		$(if $(VARIANTS),--variants $(VARIANTS))
+		$(if $(VARIANTS),--variants $(VARIANTS)) $(if $(DEVICE),--device $(DEVICE)) \
+		$(if $(OUTPUT),--output $(OUTPUT))
+
+# Before paying for hours of GPU time: every stage of that run at its sizes for a few steps,
+# then what the full run will cost on this machine (handpose_lib/rehearsal.py).
+rehearse: setup ## rehearse PROFILE's full route in minutes, project its cost (DATASET, DATA_ROOT)
+	$(PY) -m handpose_lib.reproduce --rehearse --profile $(PROFILE) --dataset $(DATASET) \
+		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(CENTERS),--centers $(CENTERS)) \
+		$(if $(DEVICE),--device $(DEVICE)) $(if $(JOBS),--jobs $(JOBS)) \
+		$(if $(OUTPUT),--output $(OUTPUT))
 
 lint: setup ## ruff check, ruff format --check, mypy
 	$(VENV)/bin/ruff check .

@@ -69,7 +69,10 @@ TRAINING_FIXTURES = frozenset({"long_output", "shipped", "trained", "runs"})
 # Tests that read the smoke run's outputs (fixture smoke_outputs): on the notebooks' worker.
 SMOKE_OUTPUT_TESTS = ("tests/test_readme_figures.py::test_smoke_run_produces_every_listed_output",)
 # Tests long enough to be scheduled one by one rather than with their module.
-ONE_BY_ONE = ("tests/test_real_data_route.py::test_runner_runs_the_notebooks_on_the_dataset_files",)
+ONE_BY_ONE = (
+    "tests/test_real_data_route.py::test_runner_runs_the_notebooks_on_the_dataset_files",
+    "tests/test_rehearsal.py::test_the_rehearsal_runs_every_stage_and_writes_its_table",
+)
 # Modules whose work comes in long units (kernels, trainings): scheduled early.
 HEAVY_MODULES = (
     "tests/test_pretrained.py",
@@ -77,6 +80,7 @@ HEAVY_MODULES = (
     "tests/test_ablation.py",
     "tests/test_batch_split.py",
     "tests/test_train.py",
+    "tests/test_shared_crop_cache.py",
 )
 
 
@@ -142,6 +146,8 @@ def pytest_configure(config):
         "HANDPOSE_PROFILE": "smoke",
         "HANDPOSE_HEADLESS": "1",
         "HANDPOSE_RUN_DIR": tempfile.mkdtemp(prefix="handpose-run-"),
+        # The GPU profiles' shared crop caches (a rehearsal's too): never the checkout's data/.
+        "HANDPOSE_CROP_CACHE_DIR": tempfile.mkdtemp(prefix="handpose-crops-"),
         # PNG only, at 72 dpi, in the notebooks the tests run: the PDFs add seconds per
         # notebook and are written by the same call, and 150 dpi adds a quarter to each
         # figure (tests/test_plots.py checks both formats at the default resolution).

@@ -8,12 +8,15 @@ Counts, per optimizer step, at paper size (or `--tiny`):
                   step path: on CUDA each one waits for the GPU to finish all queued work
 
 Both are measured as the difference between a run of `k + 1` steps and one of `k` steps of
-one epoch (no validation), so the epoch's own set-up and end (checkpoint, weight check) cancel.
+one epoch (no validation), so the epoch's own set-up and end (the weight check, the checkpoint's
+copies, the last `sync_every` read) cancel: what is left is the training steps' own. Each row is
+printed (flushed) as soon as its profile is measured.
 
     python benchmarks/step_costs.py --profile paper paper_faithful
     python benchmarks/step_costs.py --tiny        # seconds (tested)
 
-On a GPU, `torch.cuda.set_sync_debug_mode("warn")` shows the same: `gpu_train_bench.py` runs it.
+On a GPU, `torch.cuda.set_sync_debug_mode("warn")` shows the same: `gpu_train_bench.py` counts
+the syncs over a second epoch's timed steps with it (the steps alone, as here).
 """
 
 from __future__ import annotations
@@ -120,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     size = "tiny" if args.tiny else "paper size"
-    print(f"| profile ({size}) | aten ops per step | host reads per step |")
-    print("|---|---:|---:|")
+    print(f"| profile ({size}) | aten ops per step | host reads per step |", flush=True)
+    print("|---|---:|---:|", flush=True)
     for profile in args.profile:
         result = per_step(step_config(profile, args.tiny, 4 if args.tiny else 32))
         print(f"| {profile} | {result['aten ops']} | {result['host reads']} |", flush=True)

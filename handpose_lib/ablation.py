@@ -17,8 +17,10 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,9 @@ FILE_ROUNDING_TOLERANCE_MM = 0.01
 STALE_SUFFIX = ".stale"
 # The shipped set of the self-comparison (pretrained/long): the long profile's runs.
 SHIPPED_SET = "long"
+# The variable restricting a process (and its children) to some GPUs; a worker of
+# `train_all` sets it to its one GPU (`pin_device`).
+CUDA_VISIBLE = "CUDA_VISIBLE_DEVICES"
 
 __all__ = [
     "CHECKPOINTS",
@@ -84,6 +89,8 @@ __all__ = [
     "OrderingVerdict",
     "PairComparison",
     "compare_pairs",
+    "cuda_index",
+    "default_jobs",
     "holm",
     "load_all_shipped",
     "load_all_shipped_predictions",
@@ -91,6 +98,7 @@ __all__ = [
     "materialize_shipped",
     "ordering_verdict",
     "per_seed_table",
+    "pin_device",
     "pool_seeds",
     "pooled",
     "predictions_name",
@@ -111,6 +119,7 @@ __all__ = [
     "validation_histories",
     "validation_labels",
     "variant_config",
+    "visible_devices",
     "write_self_comparison",
 ]
 
@@ -467,6 +476,86 @@ def _resumable_config(
     return config
 
 
+# --------------------------------------------------------------------------------------------
+# Devices: where the trainings of `train_all` run
+
+
+def visible_devices(preference: str = "auto") -> list[str]:
+    """The devices `train_all` spreads its trainings over: "cuda:0" ... "cuda:<n-1>" for the
+    n GPUs torch sees here (after $CUDA_VISIBLE_DEVICES), or ["cpu"] where CUDA is not usable
+    or `preference` (a `TrainConfig.device`: auto, cuda, cpu) is "cpu". "cuda" without CUDA
+    gives ["cpu"] too: the trainer then refuses it, saying why."""
+    if preference not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"device must be auto, cuda or cpu, got {preference!r}")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return ["cpu"]
+    return [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+
+
+def default_jobs(devices: Sequence[str]) -> int:
+    """Trainings at once unless the caller says: one per GPU among `devices`, 1 on a CPU (two
+    CPU trainings share its cores, a choice the caller makes with `jobs`)."""
+    return max(1, len(_gpus(devices)))
+
+
+def _gpus(devices: Sequence[str]) -> list[str]:
+    """The GPUs among `devices`, each once (each device checked: "cuda:<index>" or "cpu")."""
+    gpus = [device for device in devices if device != "cpu"]
+    for device in gpus:
+        cuda_index(device)
+    return list(dict.fromkeys(gpus))
+
+
+def cuda_index(device: str) -> int:
+    """1 for "cuda:1"; a ValueError naming the device for anything else."""
+    prefix, sep, index = device.partition(":")
+    if prefix != "cuda" or not sep or not index.isdigit():
+        raise ValueError(f"device {device!r}: expected 'cpu' or 'cuda:<index>', e.g. 'cuda:0'")
+    return int(index)
+
+
+def pin_device(device: str) -> None:
+    """Make `device` ("cuda:<i>", the i-th GPU this process's parent sees) the only GPU of
+    this process and of the processes it starts; "cpu": nothing to do.
+
+    Called once, first thing in a fresh (spawned) worker. Through $CUDA_VISIBLE_DEVICES, not
+    torch.cuda.set_device: the trainer asks for "cuda" (`distributed.select_device` gives
+    cuda:0), so with one GPU visible everything it and its DataLoader workers (which inherit
+    the environment) put on "cuda" or cuda:0 lands on the pinned GPU, and the run's config
+    keeps its device. A CUDA build of torch must then see exactly one GPU: CUDA reads the
+    variable once, when it initialises, so a process that had initialised it still sees every
+    GPU, and an index past the last GPU shows none ("auto" would train on the CPU); both are
+    refused rather than left training on GPU 0 or on the CPU."""
+    if device == "cpu":
+        return
+    index = cuda_index(device)
+    inherited = os.environ.get(CUDA_VISIBLE)
+    # The parent's cuda:i is the i-th entry of the list it was given (an index, a UUID or a
+    # MIG instance), or the i-th GPU when it was given none.
+    entries = [e.strip() for e in inherited.split(",")] if inherited else None
+    if entries is not None and index >= len(entries):
+        raise ValueError(f"device {device!r}: {CUDA_VISIBLE}={inherited!r} lists {len(entries)}")
+    os.environ[CUDA_VISIBLE] = entries[index] if entries is not None else str(index)
+    if torch.version.cuda is not None and torch.cuda.device_count() != 1:
+        raise RuntimeError(
+            f"cannot pin {device}: with {CUDA_VISIBLE}={os.environ[CUDA_VISIBLE]!r} this "
+            f"process sees {torch.cuda.device_count()} GPUs, not 1 (CUDA initialised before "
+            "the pin sees them all; a GPU that is not there shows none)"
+        )
+
+
+def _job_slots(devices: Sequence[str], jobs: int, runs: int) -> list[str]:
+    """The device of each training that runs at once: each GPU at most once (a second run
+    would share its memory and compute), or "cpu" `jobs` times; at most one per run."""
+    gpus = _gpus(devices)
+    at_once = max(1, min(jobs, runs))
+    return gpus[:at_once] if gpus else ["cpu"] * at_once
+
+
+# --------------------------------------------------------------------------------------------
+# Training every variant and seed
+
+
 def train_all(
     base: RunConfig,
     variants: Sequence[str],
@@ -475,18 +564,24 @@ def train_all(
     labels: np.ndarray | None = None,
     which: str = "last",
     report: Callable[[str], None] = print,
-    jobs: int = 1,
+    jobs: int | None = None,
+    devices: Sequence[str] | None = None,
 ) -> list[AblationRun]:
     """`train_or_reuse` every variant and seed into run_dir/selfcomp/, predictions to
     run_dir/predictions/; notebook 03's run (run_dir/pose_attention) stands in for attention
     seed 0 when it fits. Reports one line per run: origin, mean error, seconds.
 
-    jobs > 1 first trains the runs that need training in that many processes at once, each
-    with torch.get_num_threads() // jobs threads (on a 2-core CPU two one-thread trainings side
-    by side are 1.24x faster than one with two threads: `benchmarks/bench_throughput.py`), then
-    evaluates in order. A run
-    trained with fewer threads is not bit-identical to one trained with more (float sums in
-    another order), and is reported as "trained (parallel)"."""
+    devices: where trainings may run (default `visible_devices(base.train.device)`); jobs:
+    how many at once (default `default_jobs(devices)`: one per GPU, 1 on a CPU).
+    jobs > 1 first trains the runs that need training, each in a worker process of its own
+    device: on GPUs one run per GPU at a time (a run waits for a free GPU; `pin_device`), on
+    a CPU `jobs` at a time, each with torch.get_num_threads() // jobs threads (on a 2-core CPU
+    two one-thread trainings side by side are 1.24x faster than one with two threads:
+    `benchmarks/bench_throughput.py`); then it evaluates in order. A run trained with fewer
+    threads is not bit-identical to one trained with more (float sums in another order), and
+    is reported as "trained (parallel)". The device is bookkeeping: no run's config changes."""
+    devices = visible_devices(base.train.device) if devices is None else list(devices)
+    jobs = default_jobs(devices) if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     run_dir = Path(run_dir)
@@ -504,27 +599,7 @@ def train_all(
                 run_dir / "selfcomp" / run_name(v, s), variant_config(base, v, s), which
             )
         ]
-        at_once = max(1, min(jobs, len(needed)))
-        threads = max(1, torch.get_num_threads() // at_once)
-        report(f"training {len(needed)} runs, {at_once} at a time with {threads} thread(s) each")
-        tasks = [
-            (base.to_dict(), v, s, str(run_dir / "selfcomp"), which, threads) for v, s in needed
-        ]
-        failures = []
-        if tasks:
-            # Not multiprocessing.Pool: its workers are daemonic and cannot start the
-            # DataLoader workers of a profile with train.num_workers > 0.
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(at_once, mp_context=spawn) as pool:
-                futures = [pool.submit(_train_in_process, task) for task in tasks]
-                # One line as each run ends; a failed run does not stop the others.
-                for future in as_completed(futures):
-                    name, error = future.result()
-                    report(f"{name}: {'failed: ' + error if error else 'trained'}")
-                    if error:
-                        failures.append(f"{name}: {error}")
-        if failures:
-            raise RuntimeError(f"{len(failures)} of {len(tasks)} trainings failed: {failures}")
+        _train_in_workers(base, needed, run_dir / "selfcomp", which, devices, jobs, report)
         in_parallel = set(needed)
     runs = []
     for variant, seed in pairs:
@@ -547,15 +622,94 @@ def train_all(
     return runs
 
 
-def _train_in_process(task: tuple[dict, str, int, str, str, int]) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class _Job:
+    """One training of `train_all(jobs > 1)`, as sent to a worker process. `device` is the
+    worker's (`pin_device`), for the record: the run's config keeps its own."""
+
+    base: dict[str, Any]
+    variant: str
+    seed: int
+    run_root: str
+    which: str
+    threads: int
+    device: str = "cpu"
+
+
+def _train_in_workers(
+    base: RunConfig,
+    needed: Sequence[tuple[str, int]],
+    run_root: Path,
+    which: str,
+    devices: Sequence[str],
+    jobs: int,
+    report: Callable[[str], None],
+) -> None:
+    """Train the (variant, seed) runs `needed` on the slots of `_job_slots`, one line as each
+    ends; a RuntimeError naming every failed run once all have ended."""
+    slots = _job_slots(devices, jobs, len(needed))
+    threads = max(1, torch.get_num_threads() // len(slots))
+    on_gpus = f", one per GPU ({', '.join(slots)})" if slots[0] != "cpu" else ""
+    report(
+        f"training {len(needed)} runs, {len(slots)} at a time with {threads} thread(s) "
+        f"each{on_gpus}"
+    )
+    queue = [_Job(base.to_dict(), v, s, str(run_root), which, threads) for v, s in needed]
+    failures = _run_on_slots(queue, slots, report) if queue else []
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(queue)} trainings failed: {failures}")
+
+
+def _run_on_slots(
+    queue: Sequence[_Job], slots: Sequence[str], report: Callable[[str], None]
+) -> list[str]:
+    """Run every job of `queue`, in order, each on the first free slot (a device with its own
+    worker process, one job at a time); returns "<run>: <error>" of the failed ones."""
+    pending, failures = deque(queue), []
+    with ExitStack() as stack:
+        pools = [stack.enter_context(_slot_pool(device)) for device in slots]
+        free = list(range(len(slots)))  # the longest idle first
+        running: dict[Future, tuple[int, str]] = {}
+        while pending or running:
+            while pending and free:
+                slot = free.pop(0)
+                job = replace(pending.popleft(), device=slots[slot])
+                future = pools[slot].submit(_train_in_process, job)
+                running[future] = (slot, run_name(job.variant, job.seed))
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                slot, name = running.pop(future)
+                crashed = future.exception()  # not the training's error: its worker's
+                if crashed is not None:
+                    # The worker died (or could not pin its device): a fresh one for the next.
+                    pools[slot] = stack.enter_context(_slot_pool(slots[slot]))
+                    error: str | None = f"{type(crashed).__name__}: {crashed}"
+                else:
+                    error = future.result()[1]
+                free.append(slot)
+                report(f"{name}: {'failed: ' + error if error else 'trained'}")
+                if error:
+                    failures.append(f"{name}: {error}")
+    return failures
+
+
+def _slot_pool(device: str) -> Executor:
+    """A worker process pinned to `device` (`pin_device`), started by spawn: a fresh
+    interpreter, in which CUDA is not initialised before the pin (a forked child would
+    inherit the parent's CUDA state). Not multiprocessing.Pool: its workers are daemonic and
+    cannot start the DataLoader workers of a profile with train.num_workers > 0."""
+    spawn = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(1, mp_context=spawn, initializer=pin_device, initargs=(device,))
+
+
+def _train_in_process(job: _Job) -> tuple[str, str | None]:
     """One run of `train_all(jobs > 1)`, in a worker process with its own thread count;
     returns the run's name and None, or the error it stopped with."""
-    base_dict, variant, seed, run_root, which, threads = task
     try:
-        _train_one(base_dict, variant, seed, run_root, which, threads)
+        _train_one(job.base, job.variant, job.seed, job.run_root, job.which, job.threads)
     except Exception as err:  # reported by the parent with the run's name
-        return run_name(variant, seed), f"{type(err).__name__}: {err}"
-    return run_name(variant, seed), None
+        return run_name(job.variant, job.seed), f"{type(err).__name__}: {err}"
+    return run_name(job.variant, job.seed), None
 
 
 def _train_one(
@@ -637,15 +791,17 @@ def self_comparisons(
     labels: np.ndarray,
     which: str = "last",
     retrain: bool = False,
-    jobs: int = 1,
+    jobs: int | None = None,
     fresh: bool = True,
     report: Callable[[str], None] = print,
+    devices: Sequence[str] | None = None,
 ) -> dict[str, tuple[list[AblationRun], RunConfig]]:
     """Notebook 04's comparisons, label -> (runs, the config that fixes their budget and
     data), the one Fig. 3 shows first: the shipped long-budget runs when they fit `base`
     (evaluated afresh at `base`'s validation frames when `fresh`, else their committed
     predictions at the shipped LocNet centres), and the runs trained here when `retrain` or
-    when the shipped ones do not fit."""
+    when the shipped ones do not fit (`train_all`: `jobs` at once over `devices`, by default
+    one per visible GPU)."""
     comparisons: dict[str, tuple[list[AblationRun], RunConfig]] = {}
     problem = shipped_problem(base, variants, which)
     if problem is None:
@@ -660,7 +816,7 @@ def self_comparisons(
     else:
         report(f"The shipped long-budget runs are not used: {problem}.")
     if retrain or problem is not None:
-        runs = train_all(base, variants, seeds, run_dir, labels, which, report, jobs)
+        runs = train_all(base, variants, seeds, run_dir, labels, which, report, jobs, devices)
         comparisons[f"{base.profile or 'this'} budget, trained here"] = (runs, base)
     report(f"comparisons: {list(comparisons)}; Fig. 3 shows {next(iter(comparisons))!r}")
     return comparisons

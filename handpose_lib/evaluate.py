@@ -106,6 +106,27 @@ def evaluate_file(
     )
 
 
+OURS_NAME, OURS_REHEARSAL_NAME = "Ours (this package)", "Ours (rehearsal)"
+
+
+def ours_result(
+    dataset: str,
+    predictions: str | os.PathLike,
+    labels: str | os.PathLike = "",
+    note: str = "",
+    local_dir: str | os.PathLike | None = None,
+) -> MethodResult:
+    """Table 1's row of this package's model: `predictions` against `labels` (a uvd file of
+    the same frames) or, without them, the published test labels. A `note` (a rehearsal's)
+    names the row "Ours (rehearsal)": a few frames after a few steps, not a result."""
+    if labels:
+        gt_uvd = uvd_format.read_uvd(labels, num_joints(dataset))
+    else:
+        gt_uvd = published.load_labels(dataset, local_dir=local_dir)
+    name = OURS_REHEARSAL_NAME if note else OURS_NAME
+    return evaluate_file(predictions, dataset, gt_uvd, name=name)
+
+
 def subset_results(result: MethodResult) -> list[MethodResult]:
     """`result` followed by its results on each test subset it covers, in label order.
 

@@ -51,6 +51,7 @@ from handpose_lib.center_files import CenterFile
 from handpose_lib.evaluate import MethodResult
 from handpose_lib.preprocess import CropConfig
 from handpose_lib.profiles import DATA_CHOICES, Profile, resolve_profile
+from handpose_lib.training import preflight
 from handpose_lib.training.config import RunConfig, SourceSpec
 from handpose_lib.training.data import (
     centers_option,
@@ -156,6 +157,7 @@ class Session:
     centers:     a community centre file of the validation frames (x y z mm or `invalid` per
                  line, e.g. V2V-PoseNet's center_test_refined.txt), "registry:SOURCE" for a
                  registered one, or "" for none.
+    device:      where its trainings run: "auto", "cuda" or "cpu" (`train.device`).
     written:     every file the notebook wrote, in order (`report()` lists them).
     """
 
@@ -166,6 +168,7 @@ class Session:
     figures_dir: Path
     headless: bool
     centers: str = ""
+    device: str = "auto"
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -193,6 +196,8 @@ class Session:
         `val_centers`; LocNet trains and validates on CoM crops."""
         config = self.profile.run_config(model, self.dataset)
         overrides: dict[str, object] = {}
+        if self.device != "auto":
+            overrides["train.device"] = self.device
         if self.dataset != "synthetic":
             overrides.update({"data.train.root": self.data_root, "data.val.root": self.data_root})
         if model != "locnet":
@@ -573,15 +578,20 @@ def start(
     output_dir: str = "",
     headless: bool = False,
     centers: str = "",
+    device: str | None = None,
 ) -> Session:
     """The set-up of a notebook from its parameters ("" means: the default).
 
     run_dir "" -> $HANDPOSE_RUN_DIR, else outputs/interactive-<profile>/; output_dir "" ->
-    $HANDPOSE_FIGURES_DIR, else figures/. Both are created when missing.
+    $HANDPOSE_FIGURES_DIR, else figures/. Both are created when missing. `device` (the
+    notebooks that train): the `paper` profiles refuse a CPU unless it is named
+    (`training.preflight.check_device`); None: "auto", unchecked (notebooks that train nothing).
     """
     if dataset not in DATA_CHOICES:
         raise ValueError(f"DATASET={dataset!r}: expected one of {DATA_CHOICES}")
     chosen = resolve_profile(profile)
+    if device is not None:
+        preflight.check_device(chosen.name, device)
     return Session(
         profile=chosen,
         dataset=dataset,
@@ -590,4 +600,5 @@ def start(
         figures_dir=paths.figures_dir(output_dir or None),
         headless=is_headless(headless),
         centers=centers,
+        device=device or "auto",
     )

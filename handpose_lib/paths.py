@@ -34,6 +34,9 @@ ENV_RUN_DIR = "HANDPOSE_RUN_DIR"
 # by notebooks 03-04 to crop them; a shipped set keeps the ones its predictions were cropped at.
 CENTERS_FILE = Path("centers") / "val_locnet.txt"
 ENV_HEADLESS = "HANDPOSE_HEADLESS"  # set by the runner and the tests: no widgets, static views
+# The crop caches the GPU profiles' runs share (`training.data.shared_cache_root`); the runner
+# sets it to a folder of its run, so that the trainings of one reproduction share theirs.
+ENV_CROP_CACHE_DIR = "HANDPOSE_CROP_CACHE_DIR"
 
 
 def run_dir(override: str | os.PathLike | None = None, profile: str = "cpu") -> Path:

@@ -75,7 +75,9 @@ class Profile:
     synthetic_val:     validation source of the synthetic default: "rendered" (the 1596
                        published ICVL test poses rendered) or "synthetic" (val_frames more
                        procedural hands, seed 1).
-    crop_cache:        DataConfig.cache_dir of the profile's runs ("run": in the run folder).
+    crop_cache:        DataConfig.cache_dir of the profile's runs ("run": in the run folder; for
+                       the GPU_PROFILES one shared cache per data source and crop setting,
+                       `training.data.shared_cache_root`).
     notebook_frames:   frames a notebook measures over (centre errors, previews).
     seeds:             training seeds of the self-comparison (Fig. 3 a-b).
     cell_timeout_s:    per-cell limit of the notebook runner (None: none).
@@ -507,20 +509,111 @@ PROFILES["long"] = replace(
 )
 
 
+# ------------------------------------------------------------------------------------------
+# Rehearsals: a profile's every code path at a few steps (`handpose_lib.rehearsal`)
+
+# The GPU route: these profiles refuse a CPU unless the device is named (`training.preflight`).
+GPU_PROFILES = ("paper", "paper_faithful")
+REHEARSAL_SUFFIX = "-rehearsal"
+CPU_SUFFIX = "-cpu"
+
+
+@dataclass(frozen=True)
+class RehearsalSize:
+    """What a rehearsal shrinks, and nothing else (`REHEARSAL_DIFFERENCES` names the fields).
+
+    steps:        optimizer steps of each training (one epoch).
+    cpu_batch:    the batch on a CPU (paper size costs ~1 s a sample at 100 GFLOP/s); 2 per
+                  process under torchrun with 2 processes, as BatchNorm needs 2. On a GPU the
+                  profile's own batch.
+    train_frames: training frames read (the crop cache and the CoM are built over these only).
+    val_frames:   validation / test frames evaluated per pass, and the notebooks' frames.
+    """
+
+    steps: int = 3
+    cpu_batch: int = 4
+    train_frames: int = 64
+    val_frames: int = 16
+
+
+REHEARSAL = RehearsalSize()
+# Every RunConfig field a rehearsal training may differ in from the profile's own run
+# (tests/test_rehearsal.py compares the saved configs): steps, epochs, frames, batch, seeds.
+REHEARSAL_DIFFERENCES = (
+    "train.epochs",
+    "train.steps_per_epoch",
+    "train.batch_size",
+    "train.seed",
+    "data.train.num_frames",
+    "data.val.num_frames",
+)
+
+
+def rehearsal_name(base: str, cpu: bool) -> str:
+    """The name of `base`'s rehearsal: "paper-rehearsal" (GPU: the profile's batch), or on a
+    CPU "paper-rehearsal-cpu"."""
+    get_profile(base)
+    return base + REHEARSAL_SUFFIX + (CPU_SUFFIX if cpu else "")
+
+
+def parse_rehearsal(name: str) -> tuple[str, bool] | None:
+    """(base profile, on a CPU) of a rehearsal profile's name, or None for any other name."""
+    stem, cpu = (name[: -len(CPU_SUFFIX)], True) if name.endswith(CPU_SUFFIX) else (name, False)
+    if not stem.endswith(REHEARSAL_SUFFIX):
+        return None
+    base = stem[: -len(REHEARSAL_SUFFIX)]
+    return (base, cpu) if base in PROFILES else None
+
+
+def base_profile_name(name: str) -> str:
+    """The profile a name stands for: "paper" for "paper", "paper-rehearsal-cpu", ..."""
+    parsed = parse_rehearsal(name)
+    return parsed[0] if parsed else name
+
+
+def rehearsal_profile(base: Profile, cpu: bool, size: RehearsalSize = REHEARSAL) -> Profile:
+    """`base` with the same networks, crops, recipe, memory format, optimizer, workers, crop
+    cache and mixed precision, and only fewer steps and frames (and, on a CPU, a smaller
+    batch): one epoch of `size.steps` steps, one seed. It promises no learning."""
+    batch = min(size.cpu_batch, base.train.batch_size) if cpu else base.train.batch_size
+    frames = max(size.train_frames, batch * size.steps)
+    return replace(
+        base,
+        name=base.name + REHEARSAL_SUFFIX + (CPU_SUFFIX if cpu else ""),
+        train=replace(base.train, epochs=1, steps_per_epoch=size.steps, batch_size=batch),
+        train_frames=frames,
+        real_train_frames=frames,
+        val_frames=size.val_frames,
+        notebook_frames=size.val_frames,
+        seeds=base.seeds[:1],
+        # A hang shows as a failed cell, not as a rehearsal that never ends.
+        cell_timeout_s=1800,
+        promises_learning=False,
+    )
+
+
 def get_profile(name: str) -> Profile:
-    """The profile called `name`; a ValueError lists the known ones."""
+    """The profile called `name` (a rehearsal's too, e.g. "paper-rehearsal-cpu"); a
+    ValueError lists the known ones."""
+    parsed = parse_rehearsal(name)
+    if parsed is not None:
+        return rehearsal_profile(PROFILES[parsed[0]], parsed[1])
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}: expected one of {tuple(PROFILES)}")
+        raise ValueError(
+            f"unknown profile {name!r}: expected one of {tuple(PROFILES)} (or a rehearsal of "
+            f"one, e.g. paper{REHEARSAL_SUFFIX}, paper{REHEARSAL_SUFFIX}{CPU_SUFFIX})"
+        )
     return PROFILES[name]
 
 
 def resolve_profile(name: str) -> Profile:
     """The profile `name`, unless $HANDPOSE_PROFILE is set: then that one (tests set "smoke")."""
     chosen = os.environ.get(ENV_PROFILE) or name
-    if chosen not in PROFILES:
+    try:
+        return get_profile(chosen)
+    except ValueError:
         origin = f"${ENV_PROFILE}" if os.environ.get(ENV_PROFILE) else "PROFILE"
-        raise ValueError(f"{origin}={chosen!r}: expected one of {tuple(PROFILES)}")
-    return PROFILES[chosen]
+        raise ValueError(f"{origin}={chosen!r}: expected one of {tuple(PROFILES)}") from None
 
 
 def make_run_config(

@@ -1,7 +1,8 @@
 """Run the numbered notebooks headless through papermill, in order, and summarize.
 
     python -m handpose_lib.reproduce [--profile smoke|cpu|long|paper|paper_faithful]
-                                     [--dataset synthetic|icvl|nyu]
+                                     [--dataset synthetic|icvl|nyu] [--device auto|cuda|cpu]
+                                     [--rehearse]
                                      [--data-root PATH] [--output DIR] [--figures-dir DIR]
                                      [--centers FILE] [--retrain pose|all] [--jobs N]
                                      [--notebooks 01,02,03,05]
@@ -52,12 +53,13 @@ import pandas as pd
 import pooch
 import torch
 
-from handpose_lib import machine, profiles, published
+from handpose_lib import ablation, machine, profiles, published, rehearsal
 from handpose_lib.datasets.icvl import IcvlSource
 from handpose_lib.datasets.nyu import NyuSource
 from handpose_lib.datasets.published_split import check_published_source
 from handpose_lib.paths import (
     COMMITTED_FIGURES,
+    ENV_CROP_CACHE_DIR,
     ENV_FIGURES_DIR,
     ENV_HEADLESS,
     ENV_RUN_DIR,
@@ -74,6 +76,7 @@ from handpose_lib.progress_line import format_duration as format_duration
 from handpose_lib.progress_line import format_progress as format_progress
 from handpose_lib.progress_line import latest_training_progress as latest_training_progress
 from handpose_lib.tables import write_table
+from handpose_lib.training import preflight
 from handpose_lib.training.data import centers_option
 from handpose_lib.uvd_format import FormatError
 
@@ -108,6 +111,7 @@ class RunSummary:
     headlines: dict[str, object] = field(default_factory=dict)
     figures_dir: Path | None = None
     matmul_gflops: float | None = None
+    rehearsal_report: rehearsal.Report | None = None
 
     def format(self) -> str:
         lines = ["", "=== reproduction summary ===", "notebooks:"]
@@ -382,13 +386,15 @@ def _quiet_pooch() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def prefetch_published(stream: TextIO | None = None) -> None:
-    """Fetch every published file now (verified; downloaded once into the cache).
+def prefetch_published(stream: TextIO | None = None, dataset: str | None = None) -> None:
+    """Fetch every published file now (verified; downloaded once into the cache), or only
+    those of `dataset` ("icvl" / "nyu": what a rehearsal on that dataset reads).
 
     Raises PublishedUnavailable (one line) when a file can be neither found nor downloaded.
     """
     stream = stream if stream is not None else sys.stdout
-    missing = published.missing_from_cache()
+    entries = [e for e in published.registry() if dataset is None or e.dataset == dataset]
+    missing = published.missing_from_cache(entries)
     if missing:
         size_mb = sum(e.bytes for e in missing) / 1e6
         print(
@@ -398,7 +404,7 @@ def prefetch_published(stream: TextIO | None = None) -> None:
             flush=True,
         )
     with _quiet_pooch():
-        published.fetch_all()
+        published.fetch_all(entries)
 
 
 @contextmanager
@@ -426,36 +432,59 @@ def reproduce(
     stream: TextIO | None = None,
     centers: str | None = None,
     retrain: str | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     seeds: int | None = None,
     variants: str | None = None,
+    device: str = "auto",
+    rehearse: bool = False,
 ) -> RunSummary:
     """Run every numbered notebook (or `notebooks`) in order; raise NotebookFailed at the
     first failure. The published files are fetched first when the numbered notebooks run.
 
     retrain: "pose" (notebook 04 loads the shipped self-comparison where it fits) or "all"
-    (it trains every variant too); None: "all" for the long profile, else "pose"."""
+    (it trains every variant too); None: "all" for the long profile, else "pose".
+    device: "auto", "cuda" or "cpu" for the notebooks' trainings (the `paper` profiles
+    refuse a CPU unless it is named: `training.preflight`).
+    rehearse: the rehearsal of `profile` instead (`handpose_lib.rehearsal`): every stage at
+    the profile's sizes for a few steps, then the CLI stages and the projected cost of the
+    full run; its outputs go to its own run folder."""
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}: expected one of {PROFILES}")
-    retrain = resolve_retrain(profile, retrain)
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r}: expected one of {DATASETS}")
     if dataset != "synthetic" and not data_root:
         raise ValueError(f"--dataset {dataset} needs --data-root (the downloaded dataset)")
     stream = stream if stream is not None else sys.stdout
+    # Absolute, as the trainer's --data-root: a run's data root decides whether notebook 04
+    # may reuse a finished run (one of a Slurm array, say), whatever spelling reached here.
+    data_root = str(Path(data_root).expanduser().resolve()) if data_root else data_root
+    device = check_runner(profile, dataset, device, stream)
+    if rehearse:
+        retrain, seeds = "all", 1
+        variants = variants or ",".join(rehearsal.REHEARSAL_VARIANTS)
+        run_profile = profiles.rehearsal_name(profile, cpu=device == "cpu")
+        output = output or default_run_dir(profile, dataset).with_name(
+            f"{profile}-{dataset}-rehearsal"
+        )
+    else:
+        run_profile = profile
+    retrain = resolve_retrain(profile, retrain)
     run_dir = (Path(output) if output else default_run_dir(profile, dataset)).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / HEADLINES_FILE).unlink(missing_ok=True)
-    fig_dir = run_figures_dir(profile, dataset, run_dir, figures).resolve()
+    if rehearse:  # never figures/, whatever $HANDPOSE_FIGURES_DIR says
+        fig_dir = figures_dir(figures or run_dir / "figures").resolve()
+    else:
+        fig_dir = run_figures_dir(profile, dataset, run_dir, figures).resolve()
     available = {
-        "PROFILE": profile,
+        "PROFILE": run_profile,
+        "DEVICE": device,
         "DATASET": dataset,
         "DATA_ROOT": data_root or "",
         "OUTPUT_DIR": str(fig_dir),
         "RUN_DIR": str(run_dir),
         "HEADLESS": True,
         "CENTERS": centers_option(centers) if centers else "",
-        "JOBS": jobs,
     }
     if seeds is not None:
         if seeds < 1:
@@ -467,20 +496,41 @@ def reproduce(
         notebooks = numbered_notebooks()
     if profile in TABLE1_FIRST_PROFILES:
         notebooks = table1_first(notebooks)
+    if jobs is None:
+        jobs = ablation.default_jobs(ablation.visible_devices(device))
+    check_loaders(run_profile, dataset, jobs)
+    available["JOBS"] = jobs
     # The package's own notebooks (not a test's): they need the published files and are timed.
     own_notebooks = bool(notebooks) and all(p.parent == REPO_ROOT / "notebooks" for p in notebooks)
+    # A rehearsal on ICVL or NYU reads that dataset's published files only (Table 1's rows of
+    # that dataset): a GPU machine without network brings those alone.
+    only = dataset if rehearse and dataset in ("icvl", "nyu") else None
+    if only:
+        available["DATASETS"] = only
     if own_notebooks:
-        prefetch_published(stream)
+        prefetch_published(stream, only)
     print(f"run folder: {run_dir}\nfigures and tables: {fig_dir}", file=stream, flush=True)
     summary = RunSummary(figures_dir=fig_dir, matmul_gflops=machine.cached_matmul_gflops())
     started = time.time()
     # The environment copies of RUN_DIR and HEADLESS reach code that does not see the
     # parameters (record_headline, helpers in subprocesses).
-    with _environment(**{ENV_RUN_DIR: str(run_dir), ENV_HEADLESS: "1"}):
+    kernel_env = {ENV_RUN_DIR: str(run_dir), ENV_HEADLESS: "1"}
+    # One crop cache per data source and crop setting for every training of this run
+    # (the `paper` profiles; `training.data.shared_cache_root`), unless the user chose one.
+    kernel_env[ENV_CROP_CACHE_DIR] = os.environ.get(ENV_CROP_CACHE_DIR) or str(
+        run_dir / "crop-cache"
+    )
+    if rehearse:  # $HANDPOSE_PROFILE (tests: smoke) would replace the rehearsal's profile
+        kernel_env[profiles.ENV_PROFILE] = run_profile
+    with _environment(**kernel_env):
         for number, notebook in enumerate(notebooks, start=1):
             declared = declared_parameters(notebook)
             if any(name.startswith("OURS_") for name in declared):
-                available.update(ours_parameters(dataset, data_root, run_dir, stream))
+                if rehearse:
+                    ours = rehearsal.ours_parameters(dataset, run_dir, run_dir / OURS_PREDICTIONS)
+                else:
+                    ours = ours_parameters(dataset, data_root, run_dir, stream)
+                available.update(ours)
             available["RETRAIN"] = retrain_parameter(notebook, retrain)
             parameters = {k: v for k, v in available.items() if k in declared}
             progress = NotebookProgress(
@@ -494,7 +544,7 @@ def reproduce(
                     notebook,
                     run_dir / notebook.name,
                     parameters,
-                    profiles.get_profile(profile).cell_timeout_s,
+                    profiles.get_profile(run_profile).cell_timeout_s,
                     on_cell_execute=progress.on_cell_execute,
                 )
             seconds = time.time() - t0
@@ -508,7 +558,60 @@ def reproduce(
     headlines_path = run_dir / HEADLINES_FILE
     if headlines_path.exists():
         summary.headlines = json.loads(headlines_path.read_text())
+    if rehearse:
+        summary.rehearsal_report = finish_rehearsal(
+            run_profile, dataset, data_root, device, run_dir, summary, stream
+        )
     return summary
+
+
+def finish_rehearsal(
+    run_profile: str,
+    dataset: str,
+    data_root: str | None,
+    device: str,
+    run_dir: Path,
+    summary: RunSummary,
+    stream: TextIO,
+) -> rehearsal.Report:
+    """After the rehearsal's notebooks: the command-line stages (torchrun, --resume, predict,
+    evaluate), then the stage table and the full run's projected cost, written to the run
+    folder and printed."""
+    print("command-line stages: torchrun, --resume, predict, evaluate", file=stream, flush=True)
+    timeout = profiles.get_profile(run_profile).cell_timeout_s or 1800
+    cli = rehearsal.cli_stages(run_profile, dataset, data_root, device, run_dir, timeout)
+    report = rehearsal.build_report(
+        run_profile, dataset, device, run_dir, summary.notebook_seconds, cli, summary.matmul_gflops
+    )
+    report.write(run_dir)
+    print(report.markdown(), file=stream, flush=True)
+    return report
+
+
+def check_runner(profile: str, dataset: str, device: str, stream: TextIO) -> str:
+    """The runner's preflight, before any data work: the machine in a few lines, then one
+    refusal or warning each (`training.preflight`); returns the device the notebooks use
+    ("cuda" or "cpu"). Refuses to run under torchrun: every rank would run every notebook
+    into one run folder."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        raise preflight.PreflightError(
+            f"the notebook runner is running under torchrun (WORLD_SIZE={world}): each rank "
+            "would run every notebook into one run folder. Run it as one process; it spreads "
+            "notebook 04's trainings over the visible GPUs itself (--jobs, one per GPU), and "
+            "`python -m handpose_lib.slurm` writes a job array for a cluster"
+        )
+    for line in preflight.machine_lines():
+        print(line, file=stream, flush=True)
+    config = profiles.get_profile(profile).run_config("attention", dataset)
+    return preflight.check_device(profile, device, config=config).type
+
+
+def check_loaders(profile: str, dataset: str, jobs: int) -> None:
+    """/dev/shm for `jobs` trainings at once, each with its DataLoader workers."""
+    config = profiles.get_profile(profile).run_config("attention", dataset)
+    needed = jobs * preflight.loader_shm_bytes(config)
+    preflight.check_shm(needed, workers=config.train.num_workers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,9 +640,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="trainings of notebook 04 run at once, each with its share of the torch threads "
-        "(2 on a 2-core CPU: 1.24x faster, benchmarks/bench_throughput.py)",
+        help="trainings of notebook 04 run at once: one per GPU (the default: as many as "
+        "there are GPUs), or on a CPU each with its share of the torch threads (default 1; "
+        "2 on a 2-core CPU: 1.24x faster, benchmarks/bench_throughput.py)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="where the notebooks train: auto (CUDA when usable), cuda, or cpu; the paper "
+        "profiles refuse a CPU unless it is named here",
+    )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="rehearse the profile instead: every stage at its sizes for a few steps and "
+        "frames, then the full run's projected cost (handpose_lib/rehearsal.py); outputs go "
+        "to <output> (default outputs/<profile>-<dataset>-rehearsal)",
     )
     parser.add_argument(
         "--seeds",
@@ -575,8 +692,10 @@ def main(argv: list[str] | None = None) -> int:
             notebooks=notebooks,
             seeds=args.seeds,
             variants=args.variants,
+            device=args.device,
+            rehearse=args.rehearse,
         )
-    except (NotebookFailed, ValueError, OSError) as err:
+    except (NotebookFailed, rehearsal.RehearsalFailed, ValueError, OSError) as err:
         # OSError includes published.PublishedUnavailable: one line, no traceback.
         print(f"error: {err}", file=sys.stderr)
         return 1

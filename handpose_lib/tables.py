@@ -86,11 +86,14 @@ def _reference(entry: published.PublishedFile) -> str:
 def table1(
     results: dict[str, list[MethodResult]],
     ours: dict[str, MethodResult] | None = None,
+    rehearsal_note: str = "",
 ) -> pd.DataFrame:
     """Table 1 rows for each dataset in `results` (comparison methods, then "Ours").
 
     `results[dataset]` must hold a result for every comparison method of that dataset.
-    `ours[dataset]`, if given, adds a row with this package's model beside the printed one.
+    `ours[dataset]`, if given, adds a row with this package's model beside the printed one;
+    with a `rehearsal_note` that row is a rehearsal's: named by its result, its source is the
+    note, and it has no difference from the paper (a few frames after a few steps).
     Columns: dataset, method, reference, frames, recomputed (mm), paper (mm),
     difference (mm) rounded to 3 decimals, source.
     """
@@ -129,16 +132,17 @@ def table1(
         )
         if ours and dataset in ours:
             r = ours[dataset]
+            difference = round(r.mean_error_mm - PAPER_OURS_MM[dataset], 3)
             rows.append(
                 {
                     "dataset": DATASET_LABELS[dataset],
-                    "method": "Ours (this package)",
+                    "method": r.name if rehearsal_note else "Ours (this package)",
                     "reference": r.file,
                     "frames": r.frames,
                     "recomputed (mm)": round(r.mean_error_mm, 3),
                     "paper (mm)": PAPER_OURS_MM[dataset],
-                    "difference (mm)": round(r.mean_error_mm - PAPER_OURS_MM[dataset], 3),
-                    "source": "this package's model",
+                    "difference (mm)": None if rehearsal_note else difference,
+                    "source": rehearsal_note or "this package's model",
                 }
             )
     return pd.DataFrame(rows)

@@ -11,6 +11,13 @@ DistributedDataParallel (`batch_size` is the global batch, split over the proces
 
 `--threads N` sets torch's intra-op threads (default: torch's own choice, usually one per
 core); with several runs or processes sharing a machine, give each a share of the cores.
+`--profile` takes a rehearsal's name too (paper-rehearsal, paper-rehearsal-cpu).
+
+Before any data work the log's first lines name the machine (torch, CUDA, GPUs or the CPU and
+its matmul rate), and `training.preflight` refuses, in one line with the fix, a GPU profile
+("paper", "paper_faithful" and their rehearsals) that would fall back to the CPU without
+`--device cpu`, a /dev/shm too small for the loader workers, and a disk too small for the crop
+cache.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ from typing import Any
 
 import torch
 
-from handpose_lib.profiles import DATA_CHOICES, PROFILES, make_run_config
+from handpose_lib.profiles import DATA_CHOICES, get_profile, make_run_config
+from handpose_lib.training import preflight
 from handpose_lib.training.config import MODELS, RunConfig
 from handpose_lib.training.data import centers_option
 from handpose_lib.training.engine import TrainingDiverged, train
+
+log = logging.getLogger(__name__)
 
 
 def _parse_value(text: str) -> Any:
@@ -43,7 +53,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m handpose_lib.train", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--run-dir", required=True, help="where config, checkpoints, logs go")
-    parser.add_argument("--profile", choices=tuple(PROFILES), default="cpu")
+    parser.add_argument(
+        "--profile",
+        default="cpu",
+        help="a profile (profiles.PROFILES) or a rehearsal of one, e.g. paper-rehearsal-cpu",
+    )
     parser.add_argument("--model", choices=MODELS, default="attention")
     parser.add_argument("--data", choices=DATA_CHOICES, default="synthetic")
     parser.add_argument("--config", help="a config.json to use instead of the profile")
@@ -74,6 +88,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
+    try:
+        get_profile(args.profile)
+    except ValueError as err:
+        parser.error(f"--profile: {err}")
     return args
 
 
@@ -128,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_progress:
         overrides["train.progress"] = False
     config = config.with_overrides(overrides) if overrides else config
+    if int(os.environ.get("RANK", "0")) == 0:
+        for line in preflight.machine_lines():
+            log.info("%s", line)
+    # Before any data work: the device, /dev/shm and the crop cache's disk (PreflightError,
+    # a ValueError: one line, exit status 2).
+    preflight.check_run(config, run_dir)
     try:
         result = train(config, run_dir, resume=args.resume)
     except TrainingDiverged as err:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import json
+import os
+import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +17,7 @@ import pytest
 from handpose_lib import ablation, ablation_verdict, published, uvd_format
 from handpose_lib.ablation import (
     PAPER_ORDER,
+    AblationRun,
     compare_pairs,
     holm,
     ordering_verdict,
@@ -424,8 +428,10 @@ class InProcessPool:
     bookkeeping of a pool whose runs all succeed, without starting processes (a real pool:
     the test below)."""
 
-    def __init__(self, workers: int, mp_context=None) -> None:
+    def __init__(self, workers: int, mp_context=None, initializer=None, initargs=()) -> None:
         self.workers = workers
+        if initializer is not None:  # `pin_device`: nothing to do for the CPU of these tests
+            initializer(*initargs)
 
     def __enter__(self) -> InProcessPool:
         return self
@@ -481,3 +487,161 @@ def test_train_all_in_parallel_matches_one_process_and_names_a_failed_run(
         np.testing.assert_array_equal(a.result.errors_mm, b.result.errors_mm)
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         ablation.train_all(base, pair, [0], tmp_path / "a", jobs=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Trainings spread over the GPUs
+
+
+def test_visible_devices_and_default_jobs(monkeypatch):
+    monkeypatch.setattr(ablation.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(ablation.torch.cuda, "device_count", lambda: 3)
+    assert ablation.visible_devices() == ["cuda:0", "cuda:1", "cuda:2"]
+    assert ablation.visible_devices("cuda") == ["cuda:0", "cuda:1", "cuda:2"]
+    assert ablation.visible_devices("cpu") == ["cpu"]
+    assert ablation.default_jobs(ablation.visible_devices()) == 3
+    monkeypatch.setattr(ablation.torch.cuda, "is_available", lambda: False)
+    assert ablation.visible_devices("auto") == ["cpu"]
+    assert ablation.default_jobs(["cpu"]) == 1
+    with pytest.raises(ValueError, match="device must be auto, cuda or cpu, got 'gpu'"):
+        ablation.visible_devices("gpu")
+    with pytest.raises(ValueError, match=r"device 'gpu0': expected 'cpu' or 'cuda:<index>'"):
+        ablation.default_jobs(["cuda:0", "gpu0"])
+
+
+def test_pin_device_keeps_the_parents_numbering(monkeypatch):
+    """A worker's cuda:i is the parent's: the i-th GPU, or the i-th entry of the
+    $CUDA_VISIBLE_DEVICES the parent was given (indices, UUIDs or MIG instances)."""
+    monkeypatch.setattr(ablation.torch.version, "cuda", None)  # a CPU build: nothing to check
+    monkeypatch.delenv(ablation.CUDA_VISIBLE, raising=False)
+    ablation.pin_device("cpu")
+    assert ablation.CUDA_VISIBLE not in os.environ
+    ablation.pin_device("cuda:1")
+    assert os.environ[ablation.CUDA_VISIBLE] == "1"
+    monkeypatch.setenv(ablation.CUDA_VISIBLE, "3, GPU-5e1f")
+    ablation.pin_device("cuda:1")
+    assert os.environ[ablation.CUDA_VISIBLE] == "GPU-5e1f"
+    monkeypatch.setenv(ablation.CUDA_VISIBLE, "3")
+    with pytest.raises(ValueError, match=r"device 'cuda:1': CUDA_VISIBLE_DEVICES='3' lists 1"):
+        ablation.pin_device("cuda:1")
+    # A CUDA build must see one GPU after the pin. CUDA initialised before it still sees every
+    # GPU: refused, not left on GPU 0; a GPU that is not there: refused, not run on the CPU.
+    monkeypatch.setattr(ablation.torch.version, "cuda", "12.4")
+    monkeypatch.setattr(ablation.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv(ablation.CUDA_VISIBLE, "0,1")
+    ablation.pin_device("cuda:1")
+    for seen in (2, 0):
+        monkeypatch.setattr(ablation.torch.cuda, "device_count", lambda seen=seen: seen)
+        monkeypatch.setenv(ablation.CUDA_VISIBLE, "0,1")
+        with pytest.raises(
+            RuntimeError, match=f"cannot pin cuda:1: .*'1' this process sees {seen}"
+        ):
+            ablation.pin_device("cuda:1")
+
+
+@pytest.mark.slow  # spawns one worker process (imports torch: ~2 s)
+def test_a_slot_worker_is_pinned_before_it_runs_anything(monkeypatch):
+    torch = ablation.torch
+    if torch.version.cuda is None:  # a CPU build checks no GPU: any list will do
+        monkeypatch.setenv(ablation.CUDA_VISIBLE, "3,5")
+        device, expected = "cuda:1", "5"
+    elif torch.cuda.device_count() > 0:  # the first of the GPUs this process was given
+        inherited = os.environ.get(ablation.CUDA_VISIBLE)
+        device, expected = "cuda:0", inherited.split(",")[0].strip() if inherited else "0"
+    else:
+        pytest.skip("a CUDA build of torch without a GPU: the worker refuses any pin")
+    with ablation._slot_pool(device) as pool:
+        assert pool.submit(os.getenv, ablation.CUDA_VISIBLE).result(timeout=60) == expected
+
+
+def stub_run(base, variant, seed, run_root, predictions_dir, **kwargs) -> AblationRun:
+    """`train_or_reuse` without training or evaluating: `train_all`'s bookkeeping only."""
+    folder = Path(run_root) / ablation.run_name(variant, seed)
+    return AblationRun(variant, seed, folder, folder / "p.txt", result(10.0), "trained")
+
+
+@pytest.fixture
+def thread_slots(monkeypatch):
+    """Each slot of `train_all` a worker thread instead of a spawned process; returns the
+    devices the slots' workers were made for, in order."""
+    made: list[str] = []
+
+    def slot_pool(device: str) -> concurrent.futures.Executor:
+        made.append(device)
+        return concurrent.futures.ThreadPoolExecutor(1)
+
+    monkeypatch.setattr(ablation, "_slot_pool", slot_pool)
+    monkeypatch.setattr(ablation, "train_or_reuse", stub_run)
+    return made
+
+
+def test_train_all_runs_one_training_per_gpu_and_a_third_waits(
+    tmp_path, thread_slots, monkeypatch, one_torch_thread
+):
+    """Two GPUs, three runs: the first two train at once, one on each GPU; the third starts
+    on the GPU that frees first (cuda:1 here: plain holds cuda:0 until the third started)."""
+    lock, active, started = threading.Lock(), {}, []
+    both_running, third_started = threading.Barrier(2, timeout=10), threading.Event()
+
+    def fake_training(job):
+        with lock:
+            started.append((job.variant, job.device, dict(active)))
+            active[job.device] = job.variant
+        if job.variant == "two_branch":
+            third_started.set()
+        else:
+            both_running.wait()  # a BrokenBarrierError unless both run at once
+        if job.variant == "plain":
+            third_started.wait(timeout=10)
+        with lock:
+            del active[job.device]
+        return ablation.run_name(job.variant, job.seed), None
+
+    monkeypatch.setattr(ablation, "_train_in_process", fake_training)
+    base, said = tiny_base(), []
+    variants = ["plain", "direct", "two_branch"]
+    runs = ablation.train_all(
+        base, variants, [0], tmp_path, report=said.append, devices=["cuda:0", "cuda:1"]
+    )
+    assert started == [
+        ("plain", "cuda:0", {}),
+        ("direct", "cuda:1", {"cuda:0": "plain"}),
+        ("two_branch", "cuda:1", {"cuda:0": "plain"}),
+    ]
+    assert thread_slots == ["cuda:0", "cuda:1"]
+    assert "training 3 runs, 2 at a time with 1 thread(s) each, one per GPU (cuda:0, cuda:1)" in (
+        said
+    )
+    assert [r.origin for r in runs] == ["trained (parallel)"] * 3
+
+
+def test_train_all_jobs_and_devices_choose_the_slots(
+    tmp_path, thread_slots, monkeypatch, one_torch_thread
+):
+    """The caller's jobs overrides one per GPU (never two runs on a GPU); a job's run keeps
+    its config (the device is the worker's); a worker that dies is replaced, and the run it
+    held is named among the failures once the others have trained."""
+    jobs_seen = []
+
+    def fake_training(job):
+        jobs_seen.append(job)
+        if job.variant == "plain":
+            raise concurrent.futures.process.BrokenProcessPool("its worker died")
+        return ablation.run_name(job.variant, job.seed), None
+
+    monkeypatch.setattr(ablation, "_train_in_process", fake_training)
+    base = tiny_base().with_overrides({"train.device": "cuda"})
+    with pytest.raises(RuntimeError, match=r"1 of 2 trainings failed: \['plain_seed0: Broken"):
+        ablation.train_all(
+            base, ["plain", "direct"], [0], tmp_path, jobs=2, devices=["cuda:0"], report=print
+        )
+    assert [(j.variant, j.device) for j in jobs_seen] == [("plain", "cuda:0"), ("direct", "cuda:0")]
+    assert thread_slots == ["cuda:0", "cuda:0"]  # a fresh worker after the dead one
+    assert all(RunConfig.from_dict(j.base) == base for j in jobs_seen)
+    # On a CPU, jobs slots of "cpu"; jobs=1 trains in this process, without workers.
+    thread_slots.clear()
+    ablation.train_all(base, ["direct"], [0, 1], tmp_path, jobs=2, devices=["cpu"], report=print)
+    assert thread_slots == ["cpu", "cpu"]
+    thread_slots.clear()
+    ablation.train_all(base, ["direct"], [0, 1], tmp_path, devices=["cpu"], report=print)
+    assert thread_slots == []

@@ -1,14 +1,17 @@
 """DDP on gloo: how a step's batch is split over the processes, that the split and the
 gradient averaging are right (two gloo processes of 16 give the gradients of one process of
-32), and the command-line trainer under torchrun (replicas identical, rank 0 writes the run).
-Both gloo checks share one torchrun start of two processes (about 7 s of interpreter, torch and
+32), the command-line trainer under torchrun (replicas identical, rank 0 writes the run), and
+that run resumed by one process (a checkpoint carries over to another number of processes).
+The gloo checks share one torchrun start of two processes (about 7 s of interpreter, torch and
 torch._dynamo imports each time)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,9 +22,12 @@ import pandas as pd
 import pytest
 import torch
 
+from handpose_lib import machine
+from handpose_lib import train as train_cli
 from handpose_lib.profiles import make_run_config
 from handpose_lib.training import distributed, engine
-from handpose_lib.training.config import TrainConfig
+from handpose_lib.training.checkpoint import load_checkpoint
+from handpose_lib.training.config import RunConfig, TrainConfig
 from handpose_lib.training.inference import load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -196,3 +202,67 @@ def test_ddp_two_processes_on_gloo(gloo_pair):
     written = {"config.json", "checkpoint.pt", "best.pt", "metrics.csv", "summary.json"}
     written |= {"progress.json"}
     assert {p.name for p in run_dir.iterdir()} == written  # rank 0 only, no temporary files
+
+
+def _record_epoch_starts(monkeypatch) -> list[dict]:
+    """Patch engine._train_epoch to copy the model's and the optimizer's state as each epoch
+    starts; the copies, in call order ({"model": ..., "optimizer": ...})."""
+    starts: list[dict] = []
+    train_epoch = engine._train_epoch
+
+    def recording(config, training, *args, **kwargs):
+        model = distributed.unwrap(training.model).state_dict()
+        optimizer = training.optimizer.state_dict()
+        starts.append({"model": copy.deepcopy(model), "optimizer": copy.deepcopy(optimizer)})
+        return train_epoch(config, training, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "_train_epoch", recording)
+    return starts
+
+
+@pytest.mark.slow  # two smoke epochs in this process (the torchrun start is gloo_pair's)
+def test_a_two_process_run_resumes_in_one_process(gloo_pair, tmp_path, monkeypatch):
+    """gloo_pair's epoch 1 (2 processes x 2 samples) continued by one process (1 x 4), once
+    through `engine.train` and once through the command line, each from a copy (the run folder
+    stays as test_ddp_two_processes_on_gloo reads it)."""
+    ddp_run = gloo_pair[1]
+    by_engine, by_cli = tmp_path / "engine", tmp_path / "cli"
+    shutil.copytree(ddp_run, by_engine)
+    shutil.copytree(ddp_run, by_cli)
+    saved = load_checkpoint(ddp_run / "checkpoint.pt")
+    starts = _record_epoch_starts(monkeypatch)
+    # The command line's first log lines measure the CPU's matmul rate (1-3 s); not under test.
+    monkeypatch.setattr(machine, "cached_matmul_gflops", lambda device="cpu": 100.0)
+
+    config = RunConfig.load(by_engine).with_overrides({"train.epochs": 2})
+    result = engine.train(config, by_engine, resume=True)
+    status = train_cli.cli(["--run-dir", str(by_cli), "--resume", "--set", "train.epochs=2"])
+    assert status == 0
+
+    # Each resume trained epoch 2 only, from the 2-process checkpoint's weights and momenta.
+    assert len(starts) == 2
+    for start in starts:
+        torch.testing.assert_close(start["model"], saved["model"], rtol=0, atol=0)
+        momenta, saved_momenta = start["optimizer"]["state"], saved["optimizer"]["state"]
+        assert len(momenta) == len(saved_momenta) > 0
+        torch.testing.assert_close(momenta, saved_momenta, rtol=0, atol=0)
+    # Epoch 1's row is the 2-process run's, unchanged; epoch 2's lr is the restored schedule's.
+    ddp_rows = pd.read_csv(ddp_run / "metrics.csv")
+    rows = pd.read_csv(by_engine / "metrics.csv")
+    assert rows["epoch"].tolist() == [1, 2]
+    assert result.history["epoch"].tolist() == [1, 2]
+    pd.testing.assert_frame_equal(rows.loc[:0, list(ddp_rows.columns)], ddp_rows)
+    assert rows["lr"][1] == saved["optimizer"]["param_groups"][0]["lr"] < rows["lr"][0]
+    final = load_checkpoint(by_engine / "checkpoint.pt")
+    # The schedule went on from the checkpoint's (a fresh one would stand at epoch 1).
+    assert final["scheduler"]["last_epoch"] == 2
+
+    summary = json.loads((by_engine / "summary.json").read_text())
+    assert (summary["world_size"], summary["batch_per_process"], summary["epochs"]) == (1, 4, 2)
+    weights = {k: w for k, w in final["model"].items() if w.is_floating_point()}
+    assert all(bool(torch.isfinite(w).all()) for w in weights.values())
+    assert any(not torch.equal(w, saved["model"][k]) for k, w in weights.items())  # trained
+    # Deterministic on CPU: the command line's resume of the same checkpoint ends identical.
+    by_cli_summary = json.loads((by_cli / "summary.json").read_text())
+    assert by_cli_summary["world_size"] == 1
+    assert by_cli_summary["replica_digests"] == summary["replica_digests"]

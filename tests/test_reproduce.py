@@ -13,7 +13,8 @@ import nbformat
 import papermill
 import pytest
 
-from handpose_lib import paths, profiles, reproduce
+from handpose_lib import notebook, paths, profiles, reproduce
+from handpose_lib.training.preflight import PreflightError
 
 
 def _notebook(path, parameters_src, body_src):
@@ -372,3 +373,51 @@ def test_notebook_times_table_merges_runs_and_scales_to_the_reference_rate(tmp_p
     assert smoke["seconds at 100 GFLOP/s"] == 10.0
     assert reproduce.measured_notebook_time("03_c.ipynb", "cpu", fig_dir=tmp_path) is None
     assert "| 02_b.ipynb" in (tmp_path / "notebook_times.md").read_text()
+
+
+# --- the runner's preflight (training.preflight) ------------------------------------------
+
+
+def test_the_runner_refuses_to_run_under_torchrun(monkeypatch, capsys, tmp_path):
+    """Four runners would write one run folder and race on headlines.json: one line saying
+    how several GPUs are used instead, before anything runs."""
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert reproduce.main(["--profile", "smoke", "--output", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "under torchrun (WORLD_SIZE=4)" in err
+    assert "one per GPU" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_paper_profile_refuses_this_cpu_unless_it_is_named(monkeypatch, capsys, tmp_path):
+    """No CUDA here: `--profile paper` stops in one line with the fixes; `--device cpu` would
+    pass the check (not run here: hours)."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    out = tmp_path / "run"
+    assert reproduce.main(["--profile", "paper", "--output", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "profile 'paper' is sized for a GPU, but CUDA is not usable here" in err
+    assert "--device cpu" in err
+    assert not out.exists()
+    assert reproduce.check_runner("paper", "synthetic", "cpu", io.StringIO()) == "cpu"
+
+
+def test_the_runner_log_opens_with_the_machine():
+    stream = io.StringIO()
+    assert reproduce.check_runner("smoke", "synthetic", "auto", stream) == "cpu"
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("torch ")
+    assert any("matmul" in line and "GFLOP/s" in line for line in lines)
+
+
+def test_a_notebook_refuses_the_paper_profile_on_a_cpu_unless_device_is_named(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.delenv(profiles.ENV_PROFILE, raising=False)
+    args = ("paper", "synthetic", "", str(tmp_path / "run"), str(tmp_path / "fig"), True)
+    with pytest.raises(PreflightError, match="DEVICE"):
+        notebook.start(*args, device="auto")
+    assert notebook.start(*args, device="cpu").device == "cpu"
+    assert notebook.start(*args).device == "auto"  # notebooks that train nothing: no check

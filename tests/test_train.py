@@ -21,7 +21,13 @@ from handpose_lib.evaluate import evaluate_uvd
 from handpose_lib.profiles import make_run_config
 from handpose_lib.training import data, engine
 from handpose_lib.training.checkpoint import load_checkpoint
-from handpose_lib.training.config import ConfigError, RunConfig, SourceSpec, center_kind
+from handpose_lib.training.config import (
+    ConfigError,
+    RunConfig,
+    SourceSpec,
+    TrainConfig,
+    center_kind,
+)
 from handpose_lib.training.data import read_centers
 from handpose_lib.training.distributed import select_device
 from handpose_lib.training.engine import TrainingDiverged, train
@@ -93,6 +99,22 @@ def test_smoke_training_learns_and_logs(tmp_path):
     assert all(torch.equal(tensor, saved[name]) for name, tensor in model.state_dict().items())
     with pytest.raises(ValueError, match="already holds a checkpoint"):
         train(config, tmp_path)
+
+    # The throughput record: 4 epochs of 4 steps, each epoch's first step untimed.
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["epochs"] == 4
+    assert summary["steps_timed"] == (4 - 1) * 4
+    assert summary["samples_per_s"] > 0
+    assert summary["batch_per_step"] == 4
+    assert summary["peak_host_rss_mb"] > 50  # torch alone takes more
+    assert summary["peak_gpu_mb"] is None
+    assert summary["data_prep_frames"] == 16
+    assert 0 < summary["data_prep_s"] < sum(history["time_s"]) + 60
+    assert (summary["world_size"], summary["device"], summary["sync_batchnorm"]) == (
+        1,
+        "cpu",
+        False,
+    )
 
 
 @pytest.mark.slow  # trains
@@ -196,6 +218,42 @@ def test_predictions_in_community_format(tmp_path):
     write_predictions(tmp_path / "again.txt", centers)
     with pytest.raises(uvd_format.FormatError, match="8 frames, expected 16"):
         read_centers(tmp_path / "again.txt", expected_frames=16)
+
+
+def test_throughput_times_the_steps_after_each_epochs_first():
+    throughput = engine.Throughput(torch.device("cpu"))
+    assert throughput.summary(32) == {"samples_per_s": None, "steps_timed": 0}
+    for steps in (5, 1, 3):  # an epoch of one step times nothing
+        throughput.boundary(1)
+        if steps > 1:
+            throughput.boundary(steps)
+    assert throughput.steps == 4 + 2
+    throughput.seconds = 3.0
+    assert throughput.summary(32) == {"samples_per_s": 32 * 6 / 3.0, "steps_timed": 6}
+
+
+def test_a_small_split_on_cuda_turns_sync_batchnorm_on_and_the_log_says_how():
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    global_32 = TrainConfig(batch_size=32)
+    per_gpu = replace(global_32, batch_scope="per_process", batch_size=8)
+    assert not engine.use_sync_batchnorm(global_32, 1, cuda)
+    assert not engine.use_sync_batchnorm(global_32, 2, cuda)  # 16 per process
+    assert engine.use_sync_batchnorm(global_32, 4, cuda)  # 8 per process
+    assert not engine.use_sync_batchnorm(global_32, 4, cpu)  # SyncBatchNorm: CUDA only
+    assert not engine.use_sync_batchnorm(per_gpu, 4, cuda)  # the batch the user chose
+    assert engine.use_sync_batchnorm(replace(per_gpu, sync_batchnorm=True), 4, cuda)
+    assert engine.split_line("run", global_32, 1, False) == (
+        "run: batch of 32 per step = 1 process(es) x 32"
+    )
+    assert engine.split_line("run", global_32, 4, True) == (
+        "run: batch of 32 per step = 4 process(es) x 8 (train.batch_size 32 split over the "
+        "processes; train.batch_scope=per_process gives each process 32), SyncBatchNorm "
+        "(8 < 16 per process)"
+    )
+    assert engine.split_line("run", replace(per_gpu, sync_batchnorm=True), 4, True) == (
+        "run: batch of 32 per step = 4 process(es) x 8 (train.batch_scope=per_process: 8 per "
+        "process), SyncBatchNorm"
+    )
 
 
 def test_device_selection_falls_back_to_cpu(monkeypatch):

@@ -55,6 +55,8 @@ class HandPoseDataset(Dataset):
                processes, with a progress bar if `cache_progress`. Augmenting a cached crop
                re-samples the stored crop: what lies outside the config's `context` is
                background (`augment.required_context` says how much a rotation needs).
+    cache_lock: build the cache under a lock beside its folder (`build_cache(lock=True)`),
+               where other processes may ask for the same cache at once.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class HandPoseDataset(Dataset):
         cache_dtype: str = "float16",
         cache_workers: int = 1,
         cache_progress: bool = False,
+        cache_lock: bool = False,
     ) -> None:
         self.source = source
         dataset = source.dataset if source.dataset in ("icvl", "nyu") else "icvl"
@@ -88,6 +91,7 @@ class HandPoseDataset(Dataset):
                 cache_dtype,
                 progress=cache_progress,
                 workers=cache_workers,
+                lock=cache_lock,
             )
 
     def __len__(self) -> int:

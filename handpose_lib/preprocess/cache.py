@@ -1,11 +1,21 @@
-"""Cache of preprocessed crops: memory-mapped arrays keyed by everything a crop depends on."""
+"""Cache of preprocessed crops: memory-mapped arrays keyed by everything a crop depends on.
+
+A cache several processes may ask for at once (the crop caches the GPU profiles' runs share,
+`training.data.shared_cache_root`) is built under an exclusive lock on a file beside its
+folder (`build_cache(lock=True)`): one process builds it, the others wait and then open it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import os
+import sys
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +34,18 @@ from handpose_lib.preprocess.crop import (
 )
 from handpose_lib.preprocess.segmentation import hand_center, joints_center
 
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
 CACHE_VERSION = 1
 _ARRAYS = ("images", "uvd", "center_uvd", "matrix", "cube_mm")
 _IN_MEMORY = ("center_uvd", "matrix", "cube_mm")
+LOCK_SUFFIX = ".lock"  # `<folder>.lock`, beside the cache folder it guards
+_LOCK_POLL_S = 0.5  # Windows only: msvcrt has no blocking lock that waits without a limit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -160,6 +179,78 @@ def cache_key(
     }
 
 
+def key_digest(key: dict) -> str:
+    """sha256 (hex) of a `cache_key`, serialized as meta.json stores it (keys sorted): the
+    same key always gives the same digest, in any process."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def lock_path(directory: str | Path) -> Path:
+    """The lock file of a cache folder: `<folder>.lock` beside it (not inside it, so that
+    the folder itself holds only the cache)."""
+    directory = Path(directory)
+    return directory.with_name(directory.name + LOCK_SUFFIX)
+
+
+if sys.platform == "win32":
+
+    def _try_lock(fd: int) -> bool:
+        os.lseek(fd, 0, os.SEEK_SET)  # msvcrt locks bytes from the current position
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _lock(fd: int) -> None:
+        while not _try_lock(fd):
+            time.sleep(_LOCK_POLL_S)
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created, with its folder, if missing) for
+    the block; another process entering it for the same file waits until the holder leaves.
+
+    The operating system drops a lock when its holder dies, so a killed holder never blocks
+    the next one. POSIX: `fcntl.flock` (on Linux also over NFS, as a byte-range lock).
+    Windows, which has no fcntl: `msvcrt.locking` of the file's first byte, retried every
+    `_LOCK_POLL_S` seconds while another process holds it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if not _try_lock(fd):
+            log.info("%s: another process holds this lock; waiting for it", path)
+            _lock(fd)
+        try:
+            yield
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True, eq=False)  # holds an array: compared by identity
 class _CenterOf:
     """(index, frame) -> (3,) uvd crop centre. A module-level class, not a closure, so that a
@@ -236,30 +327,62 @@ def build_cache(
     dtype: str = "float16",
     progress: bool = False,
     workers: int = 1,
+    lock: bool = False,
 ) -> CropCache:
     """Open the cache in `directory`, building it first if missing, incomplete or stale;
     `workers` processes crop the frames (each frame's bytes are the same whatever the count),
     `progress` shows a bar.
 
     A cache whose key (source fingerprint, config, centres, dtype, format version) differs
-    from the requested one is rebuilt with a warning, never reused.
+    from the requested one is rebuilt with a warning, never reused. `lock`: check and build
+    under `exclusive_lock(lock_path(directory))`, for a folder other processes may ask for
+    at the same time: one builds, the others wait and then open the finished cache (a
+    cache's meta.json says "complete" only once every row is written, so a build killed
+    midway is found incomplete and rebuilt, never opened).
     """
     directory = Path(directory)
     key = cache_key(source, config, centers, dtype)
-    meta_path = directory / "meta.json"
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            meta = {}
-        if meta.get("complete") and meta.get("key") == key:
+    guard = exclusive_lock(lock_path(directory)) if lock else contextlib.nullcontext()
+    with guard:
+        meta = _reusable_meta(directory, key)
+        if meta is not None:
             return CropCache(directory=directory, meta=meta)
-        reason = "incomplete" if meta.get("key") == key else "stale (built for another key)"
-        warnings.warn(f"{directory}: crop cache is {reason}; rebuilding", stacklevel=2)
-        # Only our own files: the directory may be shared with other things.
-        for name in _ARRAYS:
-            (directory / f"{name}.npy").unlink(missing_ok=True)
+        return _write_cache(source, directory, config, centers, dtype, key, progress, workers)
+
+
+def _reusable_meta(directory: Path, key: dict) -> dict | None:
+    """The meta of a complete cache of `key` in `directory`, else None; a cache there of
+    another key, or an incomplete one, is announced with a warning and its arrays removed."""
+    meta_path = directory / "meta.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError:
+        meta = {}
+    if meta.get("complete") and meta.get("key") == key:
+        return meta
+    reason = "incomplete" if meta.get("key") == key else "stale (built for another key)"
+    warnings.warn(f"{directory}: crop cache is {reason}; rebuilding", stacklevel=3)
+    # Only our own files: the directory may be shared with other things.
+    for name in _ARRAYS:
+        (directory / f"{name}.npy").unlink(missing_ok=True)
+    return None
+
+
+def _write_cache(
+    source: FrameSource,
+    directory: Path,
+    config: CropConfig,
+    centers: str | np.ndarray,
+    dtype: str,
+    key: dict,
+    progress: bool,
+    workers: int,
+) -> CropCache:
+    """Crop every frame of `source` into a new cache of `key` in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
+    meta_path = directory / "meta.json"
     meta = {"key": key, "complete": False}
     meta_path.write_text(json.dumps(meta, indent=1))
 

@@ -290,8 +290,10 @@ def center_kind(centers: str) -> tuple[str, str | None]:
 class DataConfig:
     """Training and validation data; `cache_dir` keeps memory-mapped crops (one subfolder per
     role), worth it where rendering, PNG decoding and CoM dominate a CPU epoch. "run" puts
-    the cache in the run's own folder. Cached crops are stored as float16, so the cache
-    changes the numbers and counts as a "weights" field."""
+    the cache in the run's own folder, or, for the `paper` profiles, in one cache per data
+    source and crop setting shared by every run (`training.data.shared_cache_root`). Cached
+    crops are stored as float16, so the cache changes the numbers and counts as a "weights"
+    field."""
 
     train: SourceSpec = field(default_factory=SourceSpec)
     val: SourceSpec | None = _field(None, effect="validation")  # noqa: RUF009 (a field())

@@ -1,4 +1,16 @@
-"""The frames and datasets a run config describes, and the crop centres they are cut around."""
+"""The frames and datasets a run config describes, the crop centres they are cut around, and
+where their crop caches live.
+
+A crop cache of "run" (`profiles.Profile.crop_cache`) is resolved when a run starts
+(`with_run_cache`), so saved configs keep "run":
+
+- the GPU profiles (`profiles.GPU_PROFILES`, their rehearsals too): one cache per data source
+  and crop setting, shared by every run that needs it, in `shared_cache_root()`, in a folder
+  named by the digest of its key (`shared_cache_folder`) and built under a lock
+  (`preprocess.build_cache(lock=True)`): the trainings of one reproduction crop NYU once,
+  not once each;
+- every other profile: the run's own folder, `<run_dir>/cache` (`train/`, `val/<digest>/`).
+"""
 
 from __future__ import annotations
 
@@ -21,8 +33,15 @@ from handpose_lib.datasets.parallel import map_frames
 from handpose_lib.datasets.rendered_poses import RenderedPosesSource
 from handpose_lib.datasets.synthetic import SyntheticSource
 from handpose_lib.datasets.torch_dataset import HandPoseDataset
+from handpose_lib.paths import ENV_CROP_CACHE_DIR
 from handpose_lib.preprocess import CropConfig, hand_center
+from handpose_lib.preprocess.cache import cache_key, key_digest
+from handpose_lib.profiles import GPU_PROFILES, base_profile_name
 from handpose_lib.training.config import CENTER_REGISTRY, RunConfig, SourceSpec, center_kind
+from handpose_lib.verified_files import package_cache_dir
+
+# The dtype of cached crops: part of a cache's key, hence of a shared cache's folder name.
+CACHE_DTYPE = "float16"
 
 
 class EvenSubset:
@@ -241,11 +260,46 @@ def centers_option(value: str) -> str:
     return f"{kind}:{Path(path).resolve()}"
 
 
+def shared_cache_root() -> Path:
+    """Folder of the shared crop caches: $HANDPOSE_CROP_CACHE_DIR (an empty value counts as
+    unset; the notebook runner sets it to a folder of its run), else `data/cache/crops` of
+    this checkout (ignored by git); installed without a checkout, `crops` in the platform's
+    user cache folder (`verified_files.package_cache_dir`, as the published files)."""
+    env = os.environ.get(ENV_CROP_CACHE_DIR)
+    return Path(env).expanduser().absolute() if env else package_cache_dir("crops")
+
+
+def uses_shared_cache(config: RunConfig) -> bool:
+    """Whether the run's crop caches are shared ones: a GPU profile's run (or a rehearsal
+    of one, `profiles.base_profile_name`) with a crop cache. Its cache_dir "run" means
+    `shared_cache_root()`; a folder given instead holds shared caches the same way."""
+    return config.data.cache_dir is not None and base_profile_name(config.profile) in GPU_PROFILES
+
+
 def with_run_cache(config: RunConfig, run_dir: str | os.PathLike) -> RunConfig:
-    """Resolve cache_dir "run" to the run's own folder (rendered / cropped once per run)."""
+    """Resolve cache_dir "run": `shared_cache_root()` for the GPU profiles (cropped once for
+    every run with the same data and crops), else the run's own folder (once per run)."""
     if config.data.cache_dir != "run":
         return config
-    return config.with_overrides({"data.cache_dir": str(Path(run_dir) / "cache")})
+    folder = shared_cache_root() if uses_shared_cache(config) else Path(run_dir) / "cache"
+    return config.with_overrides({"data.cache_dir": str(folder)})
+
+
+def cache_root(config: RunConfig, run_dir: str | os.PathLike) -> Path | None:
+    """The folder under which the run in `run_dir` keeps its crop caches (`with_run_cache`),
+    or None when it caches none (for the preflight's disk check)."""
+    cache_dir = with_run_cache(config, run_dir).data.cache_dir
+    return None if cache_dir is None else Path(cache_dir)
+
+
+def shared_cache_folder(
+    root: Path, source: FrameSource, crop: CropConfig, centers: str | np.ndarray
+) -> Path:
+    """`root/<dataset>-<digest of the cache key>`: the shared cache of `source`'s crops at
+    `centers`. Runs asking for the same crops (a training role or a validation spec alike)
+    open the same folder; any other source, crop setting or centres get another."""
+    key = cache_key(source, crop, centers, CACHE_DTYPE)
+    return root / f"{source.dataset}-{key_digest(key)[:16]}"
 
 
 def build_dataset(
@@ -263,10 +317,6 @@ def build_dataset(
         raise ValueError(f"the run config has no {role} data")
     source = build_source(spec)
     centers = resolve_spec_centers(spec, source, config.crop, report)
-    cache_dir = config.data.cache_dir
-    if cache_dir == "run":  # only with_run_cache knows the run folder; no cache here
-        cache_dir = None
-    workers = data_workers(config, len(source))
     if centers_uvd is not None:
         centers = centers_uvd
     return HandPoseDataset(
@@ -275,10 +325,29 @@ def build_dataset(
         centers=centers,
         augment=config.augment if role == "train" else None,
         seed=config.train.seed,
-        cache_dir=None if cache_dir is None else _cache_folder(Path(cache_dir), role, spec),
-        cache_workers=workers,
+        cache_dir=_cache_location(config, role, spec, source, centers),
+        cache_dtype=CACHE_DTYPE,
+        cache_workers=data_workers(config, len(source)),
         cache_progress=config.train.progress,
+        # Other runs may ask for a shared cache at the same time: one builds, they wait.
+        cache_lock=uses_shared_cache(config),
     )
+
+
+def _cache_location(
+    config: RunConfig,
+    role: str,
+    spec: SourceSpec,
+    source: FrameSource,
+    centers: str | np.ndarray,
+) -> Path | None:
+    """The folder of the crop cache `build_dataset` opens for `spec`, or None without one."""
+    cache_dir = config.data.cache_dir
+    if cache_dir is None or cache_dir == "run":  # only with_run_cache knows the run folder
+        return None
+    if uses_shared_cache(config):
+        return shared_cache_folder(Path(cache_dir), source, config.crop, centers)
+    return _cache_folder(Path(cache_dir), role, spec)
 
 
 def _cache_folder(cache_dir: Path, role: str, spec: SourceSpec) -> Path:

@@ -7,13 +7,16 @@ Each epoch writes, atomically (rank 0):
     run_dir/best.pt         weights of the epoch with the best validation error
     run_dir/metrics.csv     epoch, lr, train loss and its parts, val_mean_error_mm, time_s
     run_dir/progress.json   epoch and step with an estimate of the time left (`progress`)
-    run_dir/summary.json    (at the end) best / final metrics, world size, replica digests
+    run_dir/summary.json    (at the end) best / final metrics, world size, replica digests,
+                            throughput (`Throughput`), peak memory, data preparation time
 
 Data order and augmentation depend only on (seed, epoch): a DistributedSampler (also with one
 process) shuffles by seed + epoch and `HandPoseDataset.set_epoch` selects the augmentation, so
 `resume=True` ends with bit-identical weights to an uninterrupted run on CPU. With torchrun, every
 process runs `train`; `batch_size` is the batch of one optimizer step, split over the processes
-(or, with `batch_scope="per_process"`, each process's; `batch_split`).
+(or, with `batch_scope="per_process"`, each process's; `batch_split`). On CUDA, where the split
+leaves fewer than `SYNC_BATCHNORM_BELOW` samples per process, BatchNorm runs synchronised over
+the processes (`use_sync_batchnorm`; the saved config is unchanged).
 
 On a GPU the step never waits for it: the loss parts stay on the device and are read every
 `sync_every` steps (the NaN / inf check with them), training forwards skip the heatmap decoding,
@@ -26,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,6 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from handpose_lib import profiles
 from handpose_lib.datasets.torch_dataset import HandPoseDataset
 from handpose_lib.models import (
     PoseNetConfig,
@@ -89,6 +94,8 @@ class TrainResult:
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
 PLATEAU_RATIO = 0.95  # last-stack L_det / all-zero L_det at or above this: on the plateau
+# A global batch split into fewer samples per process than this turns SyncBatchNorm on (CUDA).
+SYNC_BATCHNORM_BELOW = 16
 
 
 def plateau_message(name: str, steps: int, ratio: float) -> str:
@@ -124,6 +131,51 @@ def batch_split(tc: TrainConfig, world_size: int) -> tuple[int, int]:
             "per process"
         )
     return tc.batch_size // world_size, tc.batch_size
+
+
+def cpu_fallback_warning(config: RunConfig, device: torch.device) -> str:
+    """The line a GPU profile's run (`profiles.GPU_PROFILES`, rehearsals included) logs when
+    device "auto" fell back to the CPU ("" otherwise). The command line refuses such a run
+    before any data work (`training.preflight.check_device`); callers of `train` are warned."""
+    gpu_profile = profiles.base_profile_name(config.profile) in profiles.GPU_PROFILES
+    if device.type != "cpu" or config.train.device != "auto" or not gpu_profile:
+        return ""
+    why = "a CPU build of torch" if torch.version.cuda is None else "CUDA sees no usable GPU"
+    return (
+        f"{config.name}: profile {config.profile!r} is sized for a GPU, but trains on the CPU "
+        f"({why}), at ~1 s a sample at 100 GFLOP/s; set train.device='cpu' to mean it, or "
+        "install a CUDA build of torch (docs/install-and-tests.md)"
+    )
+
+
+def use_sync_batchnorm(tc: TrainConfig, world_size: int, device: torch.device) -> bool:
+    """BatchNorm over the whole step's batch: where `train.sync_batchnorm` says so, and on
+    CUDA where a global batch leaves each of several processes fewer than
+    `SYNC_BATCHNORM_BELOW` samples (8 per GPU of the paper's 32 on 4 GPUs)."""
+    if world_size <= 1:
+        return False
+    if tc.sync_batchnorm:
+        return True
+    per_process = batch_split(tc, world_size)[0]
+    split = tc.batch_scope == "global" and per_process < SYNC_BATCHNORM_BELOW
+    return device.type == "cuda" and split
+
+
+def split_line(name: str, tc: TrainConfig, world_size: int, sync_batchnorm: bool) -> str:
+    """The log line that states how a step's batch is split over the processes."""
+    per_process, per_step_batch = batch_split(tc, world_size)
+    line = f"{name}: batch of {per_step_batch} per step = {world_size} process(es) x {per_process}"
+    if world_size > 1 and tc.batch_scope == "global":
+        line += (
+            f" (train.batch_size {tc.batch_size} split over the processes; "
+            f"train.batch_scope=per_process gives each process {tc.batch_size})"
+        )
+    elif tc.batch_scope == "per_process":
+        line += f" (train.batch_scope=per_process: {tc.batch_size} per process)"
+    if sync_batchnorm:
+        auto = "" if tc.sync_batchnorm else f" ({per_process} < {SYNC_BATCHNORM_BELOW} per process)"
+        line += f", SyncBatchNorm{auto}"
+    return line
 
 
 def train(
@@ -257,6 +309,8 @@ def _train(
 ) -> TrainResult:
     tc = config.train
     device = select_device(tc.device, info.local_rank)
+    if info.is_main and (warning := cpu_fallback_warning(config, device)):
+        log.warning("%s", warning)
     ckpt_path = run_dir / "checkpoint.pt"
     per_process, per_step_batch = batch_split(tc, info.world_size)
     if tc.sync_batchnorm and info.world_size > 1 and device.type != "cuda":
@@ -278,26 +332,22 @@ def _train(
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json", _provenance(run_dir, resuming))
+    prep_started = time.perf_counter()
     train_set, sampler, val_loader, steps = training_data(with_run_cache(config, run_dir), info)
+    data_prep_s = time.perf_counter() - prep_started
     training.scheduler = make_scheduler(training.optimizer, tc, steps)
     if resuming:
         training.load_state_dict(load_checkpoint(ckpt_path))
         log.info("resuming %s after epoch %d", run_dir, training.epoch)
+    sync_batchnorm = use_sync_batchnorm(tc, info.world_size, device)
     if info.world_size > 1:
-        if tc.sync_batchnorm:
+        if sync_batchnorm:
             training.model = nn.SyncBatchNorm.convert_sync_batchnorm(training.model)
         training.model = nn.parallel.DistributedDataParallel(
             training.model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if info.is_main:
-        log.info(
-            "%s: batch of %d per step = %d process(es) x %d%s",
-            config.name,
-            per_step_batch,
-            info.world_size,
-            per_process,
-            ", SyncBatchNorm" if tc.sync_batchnorm and info.world_size > 1 else "",
-        )
+        log.info("%s", split_line(config.name, tc, info.world_size, sync_batchnorm))
     loader = make_loader(train_set, sampler, tc, info, device)
     step_model = cast(nn.Module, torch.compile(training.model)) if tc.compile else training.model
     metric = "val_mean_error_mm" if config.data.val is not None else "train_loss"
@@ -309,6 +359,8 @@ def _train(
         progress.warn(training.plateau_warning)
     if _has_heatmaps(config) and tc.plateau_check_steps > training.epoch * steps:
         training.plateau = _PlateauCheck(tc.plateau_check_steps, config, device)
+    throughput = Throughput(device)
+    val_seconds, val_frames = 0.0, 0  # this session's validations (a resume's own)
 
     for epoch in range(training.epoch, tc.epochs):
         started = time.perf_counter()
@@ -320,7 +372,16 @@ def _train(
         }
         try:
             parts = _train_epoch(
-                config, training, step_model, loader, steps, device, epoch, info, progress
+                config,
+                training,
+                step_model,
+                loader,
+                steps,
+                device,
+                epoch,
+                info,
+                progress,
+                throughput,
             )
             _check_weights(training.model, epoch)
         except TrainingDiverged as err:
@@ -339,8 +400,12 @@ def _train(
             continue
         validate = (epoch + 1) % tc.val_every == 0 or epoch + 1 == tc.epochs
         if val_loader is not None and config.data.val is not None and validate:
+            val_started = time.perf_counter()
             pred, gt = run_inference(training.model, val_loader, device)
             record["val_mean_error_mm"] = mean_error_mm(pred, gt, config.data.val.dataset)
+            # What a full run's validations cost (a rehearsal projects them from this).
+            val_seconds += time.perf_counter() - val_started
+            val_frames += len(pred)
         record["time_s"] = time.perf_counter() - started
         _save_epoch(run_dir, config, training, record, metric)
         progress.update(epoch, steps, force=True)
@@ -371,6 +436,14 @@ def _train(
             batch_per_process=per_process,
             batch_per_step=per_step_batch,
             device=str(device),
+            sync_batchnorm=sync_batchnorm,
+            **throughput.summary(per_step_batch),
+            peak_host_rss_mb=peak_host_rss_mb(),
+            peak_gpu_mb=peak_gpu_mb(device),
+            data_prep_s=data_prep_s,
+            data_prep_frames=len(train_set),
+            val_s=val_seconds,
+            val_frames=val_frames,
         )
         if training.plateau_warning:
             summary["plateau_warning"] = training.plateau_warning
@@ -480,9 +553,11 @@ def _train_epoch(
     epoch: int,
     info: DistInfo,
     progress: ProgressFile,
+    throughput: Throughput | None = None,
 ) -> dict[str, float]:
     """`steps` optimizer steps over `loader` (forwards through `step_model`: the model, or
-    its compiled form); returns the mean loss parts over steps (and processes).
+    its compiled form); returns the mean loss parts over steps (and processes). `throughput`
+    times steps 2 to `steps` (the first step's warm-up excluded).
 
     Nothing is read from the device per step: the parts are summed there, and every
     `sync_every` steps (and at the last) they are read and checked for NaN / inf.
@@ -536,6 +611,8 @@ def _train_epoch(
                     log.warning(plateau.message)
                     progress.warn(plateau.message)
             bar.set_postfix(loss=f"{float(sums[names.index('total')]) / step:.4g}")
+        if throughput is not None and (step == 1 or step >= steps):
+            throughput.boundary(step)
         if step >= steps:
             break
     # Each rank's last forward updated its own BatchNorm statistics; DDP would broadcast
@@ -543,6 +620,54 @@ def _train_epoch(
     distributed.broadcast_buffers(training.model, info)
     totals = distributed.mean_over_processes(sums.cpu(), info, device)
     return {k: float(v) / steps for k, v in zip(names, totals, strict=True)}
+
+
+class Throughput:
+    """Training samples per second over each epoch's steps after its first (the warm-up:
+    cuDNN's algorithm search, the loader's first batches, a compile). On CUDA the device is
+    synchronised at the two timing boundaries of an epoch only, never per step."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds = 0.0
+        self.steps = 0
+        self._start: float | None = None
+
+    def boundary(self, step: int) -> None:
+        """After step `step` (1-based) of an epoch: the first opens the timing, a later one
+        closes it and counts the steps between."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if step == 1:
+            self._start = now
+        elif self._start is not None:
+            self.seconds += now - self._start
+            self.steps += step - 1
+            self._start = None
+
+    def summary(self, per_step_batch: int) -> dict[str, Any]:
+        """samples_per_s (per_step_batch samples of all processes a step; None before any
+        timed step) and steps_timed."""
+        rate = per_step_batch * self.steps / self.seconds if self.steps and self.seconds else None
+        return {"samples_per_s": rate, "steps_timed": self.steps}
+
+
+def peak_host_rss_mb() -> float | None:
+    """This process's peak resident memory in MiB (None where `resource` is missing)."""
+    try:
+        import resource  # noqa: PLC0415 (POSIX only)
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes / KiB
+
+
+def peak_gpu_mb(device: torch.device) -> float | None:
+    """Peak memory torch allocated on `device` in MiB (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
 
 
 def _has_heatmaps(config: RunConfig) -> bool:
