@@ -28,6 +28,21 @@ def test_committed_notebook_has_no_outputs(path):
     assert not dirty, f"{path.name}: cells {dirty} hold outputs (jupyter nbconvert --clear-output)"
 
 
+ALL_NOTEBOOKS = [*NOTEBOOKS, *sorted(NOTEBOOKS[0].parent.glob("solutions/*.ipynb"))]
+# What a LaTeX backslash becomes in a Python string without r'': \f(rac), \b(ig), \r(Vert).
+CONTROL = {chr(c) for c in range(32)} - {"\n", "\t"}
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_holds_a_control_character(path):
+    nb = nbformat.read(path, as_version=4)
+    found = {
+        i: sorted(repr(ch) for ch in set(cell.source) & CONTROL) for i, cell in enumerate(nb.cells)
+    }
+    found = {i: chars for i, chars in found.items() if chars}
+    assert not found, f"{path.name}: control characters in cells {found}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_parameters_cell_is_readable_and_declares_headless(path, caplog):
     nb = nbformat.read(path, as_version=4)
