@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from handpose_lib import ablation, conventions, machine, profiles, uvd_format
+from handpose_lib import ablation, machine, profiles, uvd_format
 from handpose_lib.datasets import writers
 from handpose_lib.datasets.synthetic import SyntheticSource
 from handpose_lib.datasets.synthetic_nyu import SyntheticNyuSource
@@ -50,7 +51,7 @@ from handpose_lib.joints import num_joints
 from handpose_lib.models.posenet import VARIANTS
 from handpose_lib.paths import REPO_ROOT
 from handpose_lib.training import preflight
-from handpose_lib.training.config import RunConfig
+from handpose_lib.training.config import RunConfig, SourceSpec
 
 # Notebook 04 in a rehearsal: one seed of two variants (the full run: every variant, the
 # profile's seeds).
@@ -190,9 +191,8 @@ def cli_stages(
     `evaluate` on its predictions: the command-line route a cluster user takes."""
     config = rehearsal_config(profile_name, dataset, data_root)
     train_dir = run_dir / TORCHRUN_RUN
-    if train_dir.exists():  # a rehearsal starts afresh: a leftover checkpoint would resume
-        for path in sorted(train_dir.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
+    # A rehearsal starts afresh: a leftover checkpoint would be resumed.
+    shutil.rmtree(train_dir, ignore_errors=True)
     train_dir.mkdir(parents=True)
     config_path = run_dir / "logs" / "torchrun_config.json"
     config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,8 +227,8 @@ def cli_stages(
         timeout_s,
     )
     stages.append(training_stage("--resume with 1 process", train_dir, seconds, "epoch 2"))
-    predictions, labels = run_dir / "predictions" / "torchrun_attention.txt", run_dir / "logs"
-    labels = labels / "torchrun_labels.txt"
+    predictions = run_dir / "predictions" / f"{TORCHRUN_RUN}.txt"
+    labels = logs / f"{TORCHRUN_RUN}_labels.txt"
     seconds = run_command(
         "predict",
         _python(
@@ -279,20 +279,19 @@ class Projection:
         return self.train_s + self.val_s + self.cache_s
 
 
-def full_frames(spec_frames: int, dataset: str, split: str) -> int:
-    """Frames a full run reads from a split: the spec's count, or the whole split (0)."""
-    if spec_frames:
-        return spec_frames
-    if dataset not in ("icvl", "nyu"):
-        raise ValueError(f"{dataset!r} frames: a synthetic spec names its count")
-    return conventions.split_frames(dataset, split)
+def full_frames(spec: SourceSpec) -> int:
+    """Frames a full run reads from `spec`: its count, or the whole split
+    (`preflight.source_frames`, the estimate the disk check uses too)."""
+    frames = preflight.source_frames(spec)
+    if frames is None:
+        raise ValueError(f"{spec.kind} {spec.split}: the split's size is not known")
+    return frames
 
 
 def full_samples(config: RunConfig) -> int:
     """Training samples of the full run `config`: epochs x optimizer steps x batch."""
     tc, spec = config.train, config.data.train
-    frames = full_frames(spec.num_frames, spec.dataset if spec.kind != "synthetic" else "", "train")
-    steps = frames // tc.batch_size
+    steps = full_frames(spec) // tc.batch_size
     if tc.steps_per_epoch:
         steps = min(steps, tc.steps_per_epoch)
     return tc.epochs * steps * tc.batch_size
@@ -319,17 +318,12 @@ def project_training(
     val_s = 0.0
     val = full.data.val
     if val is not None and inference_frames_per_s:
-        frames = full_frames(val.num_frames, val.dataset if val.kind != "synthetic" else "", "test")
-        if val.kind == "rendered" and not val.num_frames:
-            frames = conventions.split_frames("icvl", "test")
         passes = math.ceil(full.train.epochs / full.train.val_every)
-        val_s = passes * frames / inference_frames_per_s
+        val_s = passes * full_frames(val) / inference_frames_per_s
     cache_s = 0.0
     prep_s, prep_frames = summary.get("data_prep_s"), summary.get("data_prep_frames")
     if prep_s and prep_frames:
-        spec = full.data.train
-        kind = spec.dataset if spec.kind != "synthetic" else ""
-        cache_s = prep_s / prep_frames * full_frames(spec.num_frames, kind, "train")
+        cache_s = prep_s / prep_frames * full_frames(full.data.train)
     return Projection(samples, samples / rate, val_s, cache_s)
 
 
@@ -436,10 +430,7 @@ def cache_disk_rows(base: profiles.Profile, dataset: str) -> list[dict[str, obje
     rows = []
     for what, model in (("pose training crops", "attention"), ("LocNet training crops", "locnet")):
         config = base.run_config(model, dataset)
-        spec = config.data.train
-        frames = full_frames(
-            spec.num_frames, spec.dataset if spec.kind != "synthetic" else "", "train"
-        )
+        frames = full_frames(config.data.train)
         rows.append(
             {
                 "cache": f"{what} ({frames:,} frames)",
@@ -449,7 +440,7 @@ def cache_disk_rows(base: profiles.Profile, dataset: str) -> list[dict[str, obje
     config = base.run_config("attention", dataset)
     val = config.data.val
     if val is not None:
-        frames = full_frames(val.num_frames, val.dataset if val.kind != "synthetic" else "", "test")
+        frames = full_frames(val)
         rows.append(
             {
                 "cache": f"test crops at 3 centres (LocNet, CoM, oracle; {frames:,} frames each)",
