@@ -147,11 +147,14 @@ def nyu_root(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_the_rehearsal_runs_every_stage_and_writes_its_table(nyu_root, tmp_path, monkeypatch):
+def test_the_rehearsal_runs_every_stage_and_writes_its_table(
+    nyu_root, tmp_path, monkeypatch, published_dir
+):
     """`python -m handpose_lib.reproduce --rehearse --profile smoke --dataset nyu --device cpu`
     (the smoke profile's sizes stand in for the paper's here): the five notebooks in the full
     run's order with a rehearsal "Ours" row, torchrun and its resume, predict and evaluate; the
-    table and projection in the run folder and nothing in figures/."""
+    table and projection in the run folder and nothing in figures/. Notebook 05 reads the
+    published NYU files (`published_dir`: skipped with its reason where they cannot be had)."""
     committed = Path(reproduce.COMMITTED_FIGURES)
     before = {p: p.stat().st_mtime for p in committed.iterdir()}
     monkeypatch.delenv("HANDPOSE_FIGURES_DIR", raising=False)
